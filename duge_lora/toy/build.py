@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from . import world
-from .judge import CLASSES, Judge, predict, save_judge, to_tensor
+from .judge import CLASSES, Judge, accuracy as judge_accuracy, labels_of, save_judge, to_tensor
 from .tokenizer import write_tokenizer
 
 Progress = Callable[[str, int, int, dict], None]
@@ -95,16 +95,11 @@ def render_set(n: int, seed: int, workers: int | None = None) -> tuple[np.ndarra
     return images, scenes
 
 
-def _labels(scenes: list[world.Scene]) -> dict[str, torch.Tensor]:
-    rows = [s.labels() for s in scenes]
-    return {axis: torch.tensor([r[axis] for r in rows]) for axis in world.AXES}
-
-
 # ------------------------------------------------------------------ stage 2: judge
 def train_judge(images: np.ndarray, scenes: list[world.Scene], cfg: BuildConfig, progress: Progress) -> Judge:
     """Cross-entropy on every head; light noise/contrast augmentation so it reads generations too."""
     torch.manual_seed(cfg.seed)
-    judge, labels, x_all = Judge(), _labels(scenes), to_tensor(images)
+    judge, labels, x_all = Judge(), labels_of(scenes), to_tensor(images)
     opt = torch.optim.AdamW(judge.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=cfg.judge_steps)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -121,17 +116,6 @@ def train_judge(images: np.ndarray, scenes: list[world.Scene], cfg: BuildConfig,
         sched.step()
         progress("judge", step + 1, cfg.judge_steps, {"loss": float(loss)})
     return judge.eval()
-
-
-def judge_accuracy(judge: Judge, images: np.ndarray, scenes: list[world.Scene]) -> dict[str, float]:
-    """Per-axis accuracy of the judge on images of known scenes (object/character: own kind only)."""
-    pred, labels = predict(judge, images), _labels(scenes)
-    kinds = np.array([s.kind for s in scenes])
-    acc = {}
-    for axis in world.AXES:
-        keep = np.ones(len(scenes), bool) if axis in ("color", "style") else kinds == axis
-        acc[axis] = float((pred[axis][keep] == labels[axis].numpy()[keep]).mean()) if keep.any() else float("nan")
-    return acc
 
 
 # ------------------------------------------------------------------ stage 3: VAE

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .world import AXES, CHARACTERS, COLORS, OBJECTS, STYLES
+from .world import AXES, CHARACTERS, COLORS, OBJECTS, STYLES, Scene
 
 CLASSES: dict[str, tuple[str, ...]] = {
     "object": OBJECTS + ("none",), "color": COLORS, "style": STYLES, "character": CHARACTERS + ("none",),
@@ -58,6 +58,29 @@ def predict(judge: Judge, images: np.ndarray, batch: int = 512) -> dict[str, np.
         for axis in AXES:
             out[axis].append(logits[axis].argmax(1).numpy())
     return {axis: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for axis, v in out.items()}
+
+
+def labels_of(scenes: list[Scene]) -> dict[str, torch.Tensor]:
+    """Class index per axis of each scene."""
+    rows = [s.labels() for s in scenes]
+    return {axis: torch.tensor([r[axis] for r in rows]) for axis in AXES}
+
+
+def correct(judge: Judge, images: np.ndarray, scenes: list[Scene]) -> dict[str, np.ndarray]:
+    """Per axis, a boolean per image: did the judge read the scene's class? (object/character: own kind only)."""
+    pred, labels = predict(judge, images), labels_of(scenes)
+    return {axis: pred[axis] == labels[axis].numpy() for axis in AXES}
+
+
+def accuracy(judge: Judge, images: np.ndarray, scenes: list[Scene]) -> dict[str, float]:
+    """Per-axis accuracy on images of known scenes; object and character axes count their own kind only."""
+    hits = correct(judge, images, scenes)
+    kinds = np.array([s.kind for s in scenes])
+    acc = {}
+    for axis in AXES:
+        keep = np.ones(len(scenes), bool) if axis in ("color", "style") else kinds == axis
+        acc[axis] = float(hits[axis][keep].mean()) if keep.any() else float("nan")
+    return acc
 
 
 def save_judge(judge: Judge, folder: str | Path) -> None:

@@ -66,13 +66,13 @@ def build_bpe(words: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
     return {t: i for i, t in enumerate(tokens)}, merges
 
 
-def write_tokenizer(folder: str | Path) -> Path:
-    """Write a loadable CLIPTokenizer for the world's vocabulary into folder; return the folder."""
+def write_tokenizer(folder: str | Path, words: list[str] | None = None) -> Path:
+    """Write a loadable CLIPTokenizer for `words` (default: the world's vocabulary) into folder."""
     from transformers import CLIPTokenizer
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    vocab, merges = build_bpe(vocabulary())
+    vocab, merges = build_bpe(words or vocabulary())
     raw = folder / "_bpe"
     raw.mkdir(exist_ok=True)
     (raw / "vocab.json").write_text(json.dumps(vocab, indent=0))

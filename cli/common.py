@@ -1,0 +1,44 @@
+"""What every command shares: the consoles, option types, progress bars and JSON output."""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+out = Console()                      # results (stdout)
+err = Console(stderr=True)           # progress, notes and errors (stderr)
+
+BaseOpt = Annotated[str, typer.Option("--base", help="Base model: 'toy' (the embedded default), a local diffusers folder, or a Hub id.")]
+AdaptersOpt = Annotated[Optional[list[str]], typer.Option("--adapters", help="LoRA adapters to stack on the base, in order (folders or .safetensors files).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same images.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="'auto' (GPU when there is one), 'cpu' or 'cuda'.")]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.")]
+
+
+def emit_json(obj: dict) -> None:
+    """One JSON object on stdout (nothing else goes to stdout under --json)."""
+    print(json.dumps(obj, indent=None, sort_keys=False))
+
+
+@contextmanager
+def progress_bar(description: str, quiet: bool = False) -> Iterator:
+    """A rich progress bar on stderr; yields callback(done, total, **fields)."""
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+    with Progress(*columns, console=err, transient=False, disable=quiet) as bar:
+        task = bar.add_task(description, total=None, info="")
+
+        def update(done: int, total: int, info: str = "") -> None:
+            bar.update(task, completed=done, total=total, info=info)
+        yield update
+
+
+def note(message: str) -> None:
+    err.print(message, highlight=False)

@@ -1,0 +1,61 @@
+"""`duge-lora sample`: a grid of generations, rows = prompts."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from duge_lora.generate import generate, grid
+from duge_lora.io import atomic_path, check_output
+from duge_lora.models import attach_adapters, check_prompts, load_base
+
+from .common import AdaptersOpt, BaseOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt, SeedOpt, emit_json, note, progress_bar
+
+EXAMPLES = """
+
+Examples:
+
+  duge-lora sample "a red circle" "a striped star" -n 4 --seed 0 -o grid.png
+
+  duge-lora sample "a blue mickey" -o erased.png --adapters path/to/adapter --overwrite
+"""
+
+
+def sample(
+    prompts: Annotated[list[str], typer.Argument(help="Prompts, one grid row each.", show_default=False)],
+    n: Annotated[int, typer.Option("-n", "--num-images", min=1, help="Images per prompt (grid columns).")] = 4,
+    seed: SeedOpt = 0,
+    output: OutputOpt = Path("grid.png"),
+    base: BaseOpt = "toy",
+    adapters: AdaptersOpt = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Denoising steps (default: the base's).")] = None,
+    guidance: Annotated[Optional[float], typer.Option("--guidance", help="Classifier-free guidance scale (default: the base's).")] = None,
+    overwrite: OverwriteOpt = False,
+    json_: JsonOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Generate images for prompts and write them as one PNG grid (rows = prompts)."""
+    t0 = time.time()
+    if output.suffix.lower() != ".png":
+        output = output.with_suffix(output.suffix + ".png") if output.suffix else output.with_suffix(".png")
+    output = check_output(output, overwrite)
+    b = load_base(base, device)
+    check_prompts(b, prompts)
+    attach_adapters(b, adapters or [])
+    note(f"base: {b.name} ({b.source})" + (f", adapters: {', '.join(adapters)}" if adapters else ""))
+    with progress_bar("sampling", quiet=json_) as bar:
+        images = generate(b, prompts, n, seed, guidance_scale=guidance, num_inference_steps=steps,
+                          progress=lambda d, t: bar(d, t))
+    with atomic_path(output) as tmp:
+        grid(images, prompts).save(tmp, format="PNG")
+    result = {"output": str(output), "base": b.name, "adapters": adapters or [], "prompts": prompts, "n": n,
+              "seed": seed, "seconds": round(time.time() - t0, 2)}
+    if json_:
+        emit_json(result)
+    else:
+        note(f"wrote {output} ({len(prompts)} prompts x {n} images, {result['seconds']} s)")
+
+
+sample.__doc__ += EXAMPLES

@@ -1,0 +1,47 @@
+"""Training data made by the frozen previous model theta_{k-1}, cached on disk keyed by what produced it.
+
+method.md, "Data": anchor, preserve and replay latents are sampled from theta_{k-1}; the cache key is the
+base fingerprint + the earlier adapters' sha256 + the prompts + the seed + the sampler, so a second run
+(or another request with the same parents) reuses them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .generate import Progress, generate
+from .io import atomic_path
+from .models import Base
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("DUGE_LORA_CACHE", Path.home() / ".cache" / "duge-lora"))
+
+
+def data_key(fingerprint: str, parents: list[str], prompts: list[str], seed: int, sampler: dict) -> str:
+    blob = json.dumps({"base": fingerprint, "parents": parents, "prompts": prompts, "seed": seed,
+                       "sampler": sampler}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def cached_latents(base: Base, prompts: list[str], seed: int, fingerprint: str, parents: list[str],
+                   cache: Path | None = None, progress: Progress | None = None) -> tuple[torch.Tensor, bool]:
+    """One latent x_0 per prompt, (N, C, h, w), from the cache or generated now; returns (latents, was_cached)."""
+    from safetensors.torch import load_file, save_file
+
+    key = data_key(fingerprint, parents, prompts, seed, base.sampler)
+    path = (cache or cache_root()) / "data" / f"{key}.safetensors"
+    if path.exists():
+        try:
+            return load_file(str(path))["latents"], True
+        except Exception:
+            path.unlink()            # a damaged cache entry is regenerated, never trusted
+    latents = generate(base, prompts, 1, seed, progress=progress, output_type="latent")[:, 0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file({"latents": latents.contiguous()}, str(tmp), metadata={"prompts": json.dumps(prompts)})
+    return latents, False

@@ -1,0 +1,80 @@
+"""Measure a model with the toy world's judge: per-axis accuracy, and UA / UA_prev / IRA / CRA for targets.
+
+This is the instrument every later figure uses (UnlearnCanvas-style: the fraction of generations a fixed
+classifier reads as prompted). Metrics themselves are pure functions in metrics.py.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import toy
+from .concepts import Request
+from .errors import NotToyWorld
+from .generate import Progress, generate
+from .metrics import SLOT, unlearning_metrics
+from .models import Base
+from .toy import world
+from .toy.judge import Judge, correct, load_judge
+
+
+@dataclass
+class EvalReport:
+    base: str
+    accuracy: dict[str, float | None]      # axis -> fraction of generations read as prompted
+    ua: float | None = None
+    ua_prev: float | None = None
+    ira: float | None = None
+    cra: float | None = None
+    targets: list[dict] = field(default_factory=list)
+    n_images: int = 0
+    n_prompts: int = 0
+    images_per_prompt: int = 0
+    seed: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_judge() -> Judge:
+    return load_judge(toy.JUDGE_DIR)
+
+
+def eval_prompts(targets: list[Request], scenes: list[world.Scene] | None = None) -> list[tuple[str, world.Scene, bool]]:
+    """(prompt, scene, is_synonym): every scene's canonical prompt, plus each target's scenes spelled with its synonyms."""
+    scenes = scenes or world.all_scenes()
+    items = [(s.prompt(), s, False) for s in scenes]
+    for t in targets:
+        for s in scenes:
+            if getattr(s, SLOT[t.axis]) != t.concept:
+                continue
+            for syn in t.synonyms:
+                fields = {"subject": s.subject, "color": s.color, "style": s.style} | {SLOT[t.axis]: syn}
+                items.append((f"a {fields['color']} {fields['style']} {fields['subject']}", s, True))
+    return items
+
+
+def evaluate(base: Base, n: int = 2, seed: int = 0, targets: list[Request] | None = None,
+             scenes: list[world.Scene] | None = None, judge: Judge | None = None,
+             progress: Progress | None = None) -> EvalReport:
+    """Generate n images per evaluation prompt, judge them, and compute the metrics for `targets` (last = current)."""
+    if not base.toy_world:
+        raise NotToyWorld(f"`eval` measures with the toy world's judge, but the base {base.name!r} is not a toy-world model.",
+                          "Use --base toy (or a model composed from it).")
+    t0 = time.time()
+    targets = targets or []
+    items = eval_prompts(targets, scenes)
+    images = generate(base, [p for p, _, _ in items], n, seed, progress=progress)
+    flat = images.reshape(-1, *images.shape[2:])
+    per_image = [s for _, s, _ in items for _ in range(n)]
+    synonym = np.repeat(np.array([syn for _, _, syn in items]), n)
+    hits = correct(judge or default_judge(), flat, per_image)
+    m = unlearning_metrics(per_image, hits, synonym, [(t.axis, t.concept) for t in targets])
+    r4 = lambda v: None if v is None else round(v, 4)  # noqa: E731
+    return EvalReport(base=base.name, accuracy={k: r4(v) for k, v in m["accuracy"].items()}, ua=r4(m["ua"]),
+                      ua_prev=r4(m["ua_prev"]), ira=r4(m["ira"]), cra=r4(m["cra"]),
+                      targets=[t | {"ua": r4(t["ua"])} for t in m["targets"]], n_images=len(flat),
+                      n_prompts=len(items), images_per_prompt=n, seed=seed, seconds=round(time.time() - t0, 2))

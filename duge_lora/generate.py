@@ -1,0 +1,72 @@
+"""Generate images for prompts with a base pipeline, reproducibly, and tile them into grids."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .models import Base
+
+Progress = Callable[[int, int], None]
+
+
+def image_seed(seed: int, prompt_index: int, image_index: int) -> int:
+    """The seed of one image: independent of batch size, so results do not depend on batching."""
+    return seed * 1_000_003 + prompt_index * 1009 + image_index
+
+
+@torch.no_grad()
+def generate(base: Base, prompts: list[str], n: int, seed: int = 0, *, guidance_scale: float | None = None,
+             num_inference_steps: int | None = None, batch_size: int = 64,
+             progress: Progress | None = None, output_type: str = "np"):
+    """Images for every prompt, (P, n, H, W, 3) uint8; image j of prompt i uses image_seed(seed, i, j).
+
+    With output_type="latent": the final (scaled) latents instead, a (P, n, C, h, w) float tensor.
+    """
+    g = base.sampler["guidance_scale"] if guidance_scale is None else guidance_scale
+    steps = base.sampler["num_inference_steps"] if num_inference_steps is None else num_inference_steps
+    jobs = [(i, j) for i in range(len(prompts)) for j in range(n)]
+    out: list[np.ndarray] = []
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start:start + batch_size]
+        gens = [torch.Generator(device="cpu").manual_seed(image_seed(seed, i, j)) for i, j in chunk]
+        latents = torch.stack([torch.randn(_latent_shape(base), generator=gen) for gen in gens])
+        images = base.pipe([prompts[i] for i, _ in chunk], num_inference_steps=steps, guidance_scale=g,
+                           latents=latents.to(base.device, base.pipe.unet.dtype), output_type=output_type).images
+        if output_type == "latent":
+            out.append(images.float().cpu())
+        else:
+            out.append((np.clip(images, 0, 1) * 255).round().astype(np.uint8))
+        if progress:
+            progress(min(start + batch_size, len(jobs)), len(jobs))
+    images = torch.cat(out) if output_type == "latent" else np.concatenate(out)
+    return images.reshape(len(prompts), n, *images.shape[1:])
+
+
+def _latent_shape(base: Base) -> tuple[int, int, int]:
+    unet = base.pipe.unet
+    return (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
+
+
+def grid(images: np.ndarray, row_labels: list[str] | None = None, min_cell: int = 96) -> Image.Image:
+    """Tile (rows, cols, H, W, 3) images (rows = prompts) with the row's prompt written on its left."""
+    rows, cols, h, w, _ = images.shape
+    scale = max(1, math.ceil(min_cell / h))
+    ch, cw = h * scale, w * scale
+    font = ImageFont.load_default(size=max(12, ch // 7))
+    label_w = 0
+    if row_labels:
+        label_w = 12 + max(int(font.getlength(t)) for t in row_labels)
+    canvas = Image.new("RGB", (label_w + cols * (cw + 4) + 4, rows * (ch + 4) + 4), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r in range(rows):
+        y = 4 + r * (ch + 4)
+        if row_labels:
+            draw.text((6, y + ch // 2), row_labels[r], fill="black", font=font, anchor="lm")
+        for c in range(cols):
+            tile = Image.fromarray(images[r, c]).resize((cw, ch), Image.NEAREST)
+            canvas.paste(tile, (label_w + 4 + c * (cw + 4), y))
+    return canvas

@@ -1,0 +1,338 @@
+"""Train one unlearning adapter on top of the earlier ones: the recipe, read top to bottom.
+
+theta_{k-1} = base + the earlier adapters (merged, frozen). A new LoRA (B = 0, so training starts exactly at
+theta_{k-1}) learns the request with the objective picked from losses.OBJECTIVES (method.md, "Loss").
+The frozen reference model is the same UNet with the new adapter switched off.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import __version__
+from .adapter import Adapter, LoraSpec, attach, factors, fingerprint, save_adapter, spec_dict, target_names
+from .card import adapter_card
+from .concepts import Request, prompt_sets
+from .data import cached_latents
+from .errors import DugeError
+from .io import atomic_path
+from .losses import OBJECTIVES, StepOutputs, total
+from .merge import merge_into
+from .models import Base
+
+NEW = "duge_new"        # peft name of the adapter being trained
+Progress = Callable[[str, int, int, dict], None]
+
+
+class TrainingStopped(DugeError):
+    """Training stopped early (Ctrl-C or a non-finite loss); a checkpoint allows --resume."""
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: str = "duge"
+    steps: int = 200
+    lr: float = 2e-3
+    batch: int = 8                       # rows per data segment (anchor / preserve / replay)
+    seed: int = 0
+    lora: LoraSpec = field(default_factory=LoraSpec)
+    weights: dict | None = None          # None: the objective's defaults
+    checkpoint_every: int = 50
+    mixed_precision: str = "no"          # no | bf16 | fp16
+    gradient_checkpointing: bool = False
+    max_prompts: int = 64                # per data set
+
+    def loss_weights(self) -> dict:
+        return dict(OBJECTIVES[self.method].weights) | (self.weights or {})
+
+
+def check_parents(parents: list[Adapter], base_fp: str, names: list[str]) -> None:
+    """Every earlier adapter must be made for this base and adapt exactly the modules this run adapts."""
+    shas = [p.sha256 for p in parents]
+    if len(set(shas)) != len(shas):
+        raise DugeError("The same adapter is listed twice among the earlier adapters.", "List each earlier adapter once.")
+    for p in parents:
+        fp = p.record.get("base", {}).get("fingerprint")
+        if fp and fp != base_fp:
+            raise DugeError(f"{p.path} was trained for another base (fingerprint {fp}; this base is {base_fp}).",
+                            "Use the --base it was trained on, or leave it out.")
+        if sorted(p.weights) != names:
+            raise DugeError(f"{p.path} adapts other modules than this run ({', '.join(p.spec.targets)} vs the requested --targets).",
+                            f"Pass --targets {','.join(p.spec.targets)} so all adapters of a stack adapt the same projections.")
+
+
+class AttentionCapture:
+    """Forward hooks that collect the output of every cross-attention block (attn2), in call order."""
+
+    def __init__(self, unet):
+        self.outputs: list[torch.Tensor] = []
+        self.enabled = False
+        self.handles = [m.register_forward_hook(self._hook) for n, m in unet.named_modules() if n.endswith("attn2")]
+
+    def _hook(self, module, inputs, output):
+        if self.enabled:
+            self.outputs.append(output)
+
+    def take(self, rows: slice) -> list[torch.Tensor]:
+        out, self.outputs = [o[rows] for o in self.outputs], []
+        return out
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+@dataclass
+class TrainData:
+    """Latents and prompt embeddings of the three data sets."""
+    anchor_x: torch.Tensor               # (Na, C, h, w), latents of anchor prompts
+    pairs: list[tuple[int, int, int]]    # (anchor latent row, target emb row, anchor emb row)
+    preserve_x: torch.Tensor
+    preserve_e: list[int]                # emb row of each preserve latent
+    replay_x: torch.Tensor
+    replay_e: list[int]
+    emb: torch.Tensor                    # (P, L, D) text embeddings of every distinct prompt
+    cached: dict[str, bool]
+
+
+@torch.no_grad()
+def encode_prompts(base: Base, prompts: list[str]) -> torch.Tensor:
+    tok = base.pipe.tokenizer
+    ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+    return torch.cat([base.pipe.text_encoder(ids[i:i + 256].to(base.device))[0] for i in range(0, len(ids), 256)]).float()
+
+
+def make_data(base: Base, req: Request, earlier: list[Request], parents: list[Adapter], base_fp: str,
+              cfg: TrainConfig, cache: Path | None, progress: Progress) -> TrainData:
+    """Prompt sets -> latents from theta_{k-1} (cached) and embeddings."""
+    import random
+
+    sets = prompt_sets(req, earlier, base.toy_world, cfg.seed)
+    rng = random.Random(cfg.seed)
+    pick = lambda xs: sorted(rng.sample(xs, min(cfg.max_prompts, len(xs))))  # noqa: E731
+    anchors = pick(sorted(set(sets.anchor)))
+    preserve, replay = pick(sets.preserve) if sets.preserve else [], pick(sets.replay)
+    parent_shas = [p.sha256 for p in parents]
+    xs, cached = {}, {}
+    for name, prompts in (("anchor", anchors), ("preserve", preserve), ("replay", replay)):
+        if not prompts:
+            xs[name] = torch.zeros(0)
+            continue
+        xs[name], cached[name] = cached_latents(base, prompts, cfg.seed, base_fp, parent_shas, cache,
+                                                progress=lambda d, t, n=name: progress(f"data:{n}", d, t, {}))
+    everything = sorted(set(anchors) | set(sets.target) | set(preserve) | set(replay))
+    row = {p: i for i, p in enumerate(everything)}
+    anchor_row = {p: i for i, p in enumerate(anchors)}
+    pairs = [(anchor_row[a], row[t], row[a]) for t, a in zip(sets.target, sets.anchor) if a in anchor_row]
+    return TrainData(xs["anchor"], pairs, xs["preserve"], [row[p] for p in preserve], xs["replay"],
+                     [row[p] for p in replay], encode_prompts(base, everything), cached)
+
+
+def sample_batch(data: TrainData, segments: tuple[str, ...], n: int, gen: torch.Generator):
+    """Rows of the three segments: x_0 (B, C, h, w), train / reference embedding rows, segment slices."""
+    x, e_train, e_ref, seg, start = [], [], [], {}, 0
+    for name in segments:
+        if name == "anchor":
+            idx = torch.randint(0, len(data.pairs), (n,), generator=gen).tolist()
+            rows = [data.pairs[i] for i in idx]
+            x.append(data.anchor_x[[r[0] for r in rows]])
+            e_train += [r[1] for r in rows]
+            e_ref += [r[2] for r in rows]
+        else:
+            lat, emb = (data.preserve_x, data.preserve_e) if name == "preserve" else (data.replay_x, data.replay_e)
+            if not len(emb):
+                continue
+            idx = torch.randint(0, len(emb), (n,), generator=gen).tolist()
+            x.append(lat[idx])
+            e_train += [emb[i] for i in idx]
+            e_ref += [emb[i] for i in idx]
+        seg[name] = slice(start, start + n)
+        start += n
+    return torch.cat(x), e_train, e_ref, seg
+
+
+def training_step(unet, capture: AttentionCapture, data: TrainData, cfg: TrainConfig, ctx: dict, gen: torch.Generator):
+    """One optimisation step's forward passes and losses: returns (loss, per-term floats)."""
+    objective = OBJECTIVES[cfg.method]
+    x0, e_train, e_ref, seg = sample_batch(data, objective.segments, cfg.batch, gen)
+    dev = ctx["device"]
+    x0 = x0.to(dev)
+    noise = torch.randn(x0.shape, generator=gen).to(dev)
+    t = torch.randint(0, ctx["scheduler"].config.num_train_timesteps, (len(x0),), generator=gen).to(dev)
+    xt = ctx["scheduler"].add_noise(x0, noise, t)
+    with ctx["autocast"]():
+        with torch.no_grad():                                   # frozen theta_{k-1}: the new adapter off
+            unet.disable_adapters()
+            capture.enabled = True
+            eps_ref = unet(xt, t, encoder_hidden_states=data.emb[e_ref].to(dev)).sample
+            attn_ref = capture.take(seg.get("anchor", slice(0, 0)))
+            unet.enable_adapters()
+        eps = unet(xt, t, encoder_hidden_states=data.emb[e_train].to(dev)).sample
+        attn = capture.take(seg.get("anchor", slice(0, 0)))
+        capture.enabled = False
+    fac = factors(unet, NEW)
+    names = sorted(fac)
+    out = StepOutputs(eps=eps, eps_ref=eps_ref, noise=noise, segments=seg, attn=attn, attn_ref=attn_ref,
+                      factors=[fac[n] for n in names], prev_a=[ctx["prev_a"].get(n, []) for n in names],
+                      scaling=cfg.lora.scaling)
+    terms = objective.fn(out, ctx["weights"])
+    return total(terms, ctx["weights"]), {k: float(v.detach()) for k, v in terms.items()}
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def partial_dir(output: Path) -> Path:
+    """Where an unfinished run keeps its checkpoint: beside the output, never inside it."""
+    return output.with_name(output.name + ".partial")
+
+
+def _config_id(cfg: TrainConfig, req: Request, parents: list[Adapter], base_fp: str) -> str:
+    return json.dumps({"cfg": asdict(cfg), "req": req.to_dict(), "parents": [p.sha256 for p in parents], "base": base_fp},
+                      sort_keys=True, default=str)
+
+
+def save_checkpoint(folder: Path, step: int, params: list[torch.Tensor], opt, gen: torch.Generator, config_id: str) -> None:
+    """LoRA factors + optimizer moments + RNG state, in safetensors (never pickle), written atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {f"param.{i}": p.detach().cpu().contiguous() for i, p in enumerate(params)}
+    for i, p in enumerate(params):
+        for k, v in opt.state.get(p, {}).items():          # AdamW: step, exp_avg, exp_avg_sq
+            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
+    tensors["rng"] = gen.get_state()
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "checkpoint.safetensors") as tmp:
+        save_file(tensors, str(tmp))
+    with atomic_path(folder / "state.json") as tmp:
+        tmp.write_text(json.dumps({"step": step, "config": config_id}))
+
+
+def load_checkpoint(folder: Path, params: list[torch.Tensor], opt, gen: torch.Generator, config_id: str) -> int:
+    from safetensors.torch import load_file
+
+    state = json.loads((folder / "state.json").read_text())
+    if state["config"] != config_id:
+        raise DugeError(f"The checkpoint in {folder} was made with other settings, base or earlier adapters.",
+                        "Rerun with the same options, or delete that folder to start over.")
+    tensors = load_file(str(folder / "checkpoint.safetensors"))
+    with torch.no_grad():
+        for i, p in enumerate(params):
+            p.copy_(tensors[f"param.{i}"])
+            moments = {k.split(".", 2)[2]: v for k, v in tensors.items() if k.startswith(f"opt.{i}.")}
+            if moments:
+                opt.state[p] = {k: (v if k == "step" else v.to(p.device)) for k, v in moments.items()}
+    gen.set_state(tensors["rng"])
+    return int(state["step"])
+
+
+# ----------------------------------------------------------------------------- the recipe
+def _autocast(mixed_precision: str, device: torch.device):
+    if mixed_precision == "no":
+        return torch.autocast(device.type, enabled=False)
+    if mixed_precision == "fp16" and device.type != "cuda":
+        raise DugeError("--mixed-precision fp16 needs a GPU (it is about 27x slower on a CPU).", "Use bf16 or no on a CPU.")
+    return torch.autocast(device.type, dtype=torch.bfloat16 if mixed_precision == "bf16" else torch.float16)
+
+
+def train_adapter(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, output: Path, *,
+                  resume: bool = False, cache: Path | None = None, progress: Progress | None = None) -> dict:
+    """Train adapter k for `req` on base + parents (in order) and write its folder to `output` atomically.
+
+    Returns the adapter's record (duge.json). Raises TrainingStopped on Ctrl-C or a non-finite loss, after
+    keeping a checkpoint in partial_dir(output) that `resume=True` continues from.
+    """
+    from diffusers import DDPMScheduler
+
+    t0, progress = time.time(), progress or (lambda *a: None)
+    if cfg.method not in OBJECTIVES:
+        raise DugeError(f"Unknown method {cfg.method!r}.", f"Choose one of: {', '.join(OBJECTIVES)}.")
+    unet = base.pipe.unet
+    names = target_names(unet, cfg.lora)
+    base_fp = fingerprint(unet, cfg.lora)
+    check_parents(parents, base_fp, names)
+    earlier = [Request.from_dict(p.record["request"]) for p in parents if "request" in p.record]
+    merge_into(unet, parents)                                  # theta_{k-1}
+    data = make_data(base, req, earlier, parents, base_fp, cfg, cache, progress)
+
+    unet.requires_grad_(False)
+    attach(unet, cfg.lora, NEW)
+    params = [p for n, p in unet.named_parameters() if f".{NEW}." in n]
+    for p in params:
+        p.requires_grad_(True)
+    if cfg.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    unet.train()
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    ckpt, config_id = partial_dir(output), _config_id(cfg, req, parents, base_fp)
+    start = load_checkpoint(ckpt, params, opt, gen, config_id) if resume and (ckpt / "state.json").exists() else 0
+    ctx = {"device": base.device, "scheduler": DDPMScheduler.from_config(base.pipe.scheduler.config),
+           "weights": cfg.loss_weights(), "autocast": lambda: _autocast(cfg.mixed_precision, base.device),
+           "prev_a": _previous_a(parents)}
+    capture, history, step = AttentionCapture(unet), [], start
+    try:
+        for step in range(start, cfg.steps):
+            loss, terms = training_step(unet, capture, data, cfg, ctx, gen)
+            if not math.isfinite(float(loss.detach())):
+                raise TrainingStopped(f"The loss became {float(loss.detach())} at step {step + 1}, so training stopped"
+                                      + (f"; the last good checkpoint (step {start}) is in {ckpt}." if ckpt.exists() else "."),
+                                      "Lower --lr (or a loss weight) and rerun" + (" with --resume." if ckpt.exists() else "."))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            history.append(terms | {"loss": float(loss.detach())})
+            progress("train", step + 1, cfg.steps, history[-1])
+            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+                save_checkpoint(ckpt, step + 1, params, opt, gen, config_id)
+                start = step + 1
+    except KeyboardInterrupt:
+        save_checkpoint(ckpt, step, params, opt, gen, config_id)
+        raise TrainingStopped(f"Training was interrupted at step {step}; a checkpoint is kept in {ckpt}.",
+                              "Rerun the same command with --resume to continue.") from None
+    finally:
+        capture.close()
+    record = _record(base, req, parents, cfg, base_fp, history, time.time() - t0, data)
+    with atomic_path(output) as tmp:
+        save_adapter(tmp, factors(unet, NEW), cfg.lora, record, adapter_card(record))
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return record
+
+
+def _previous_a(parents: list[Adapter]) -> dict[str, list[torch.Tensor]]:
+    prev: dict[str, list[torch.Tensor]] = {}
+    for p in parents:
+        for name, (a, _) in p.weights.items():
+            prev.setdefault(name, []).append(a.float())
+    return prev
+
+
+def _record(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, base_fp: str,
+            history: list[dict], seconds: float, data: TrainData) -> dict:
+    tail = history[-20:]
+    final = {k: sum(h[k] for h in tail) / len(tail) for k in tail[0]} if tail else {}
+    return {
+        "format": "duge-lora-adapter/1",
+        "duge_lora_version": __version__,
+        "request": req.to_dict(),
+        "method": cfg.method,
+        "loss_weights": cfg.loss_weights(),
+        "hyperparameters": {"steps": cfg.steps, "lr": cfg.lr, "batch": cfg.batch, "seed": cfg.seed,
+                            "mixed_precision": cfg.mixed_precision, "timesteps": "uniform[0, T)",
+                            "gradient_checkpointing": cfg.gradient_checkpointing, "sampler": base.sampler},
+        "lora": spec_dict(cfg.lora),
+        "base": {"name": base.name, "source": base.source, "fingerprint": base_fp},
+        "parents": [{"order": i + 1, "concept": p.concept, "sha256": p.sha256, "path": str(p.path)} for i, p in enumerate(parents)],
+        "data": {"anchor_latents": len(data.anchor_x), "target_pairs": len(data.pairs),
+                 "preserve_latents": len(data.preserve_e), "replay_latents": len(data.replay_e), "cached": data.cached},
+        "seconds": round(seconds, 1),
+        "final_losses": {k: round(v, 6) for k, v in final.items()},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,93 @@
+"""The command line end to end: sample, eval, toy, and every expected failure as one sentence."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from duge_lora import toy
+from duge_lora_cli.main import expand_variadic, main
+
+BIN = Path(sys.executable).parent / "duge-lora"
+
+
+def run(args, capsys):
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_variadic_adapters_are_expanded():
+    assert expand_variadic(["sample", "p", "--adapters", "a", "b", "-n", "2"]) == \
+        ["sample", "p", "--adapters", "a", "--adapters", "b", "-n", "2"]
+
+
+def test_sample_writes_a_grid_with_one_row_per_prompt(tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    code, stdout, _ = run(["sample", "a red solid circle", "a blue striped star", "-n", "3", "-o", str(out), "--json"], capsys)
+    assert code == 0
+    result = json.loads(stdout)
+    assert result["output"] == str(out) and result["n"] == 3 and result["base"] == "toy"
+    img = Image.open(out)
+    assert img.height > 2 * 96 and img.width > 3 * 96
+
+
+def test_sample_runs_as_a_real_process(tmp_path):
+    """The installed console script, 4 prompts x 4 images (its speed is measured in docs/benchmarks.md)."""
+    out = tmp_path / "g.png"
+    proc = subprocess.run([str(BIN), "sample", "a red circle", "a striped star", "a green kitty", "a blue robo",
+                           "-n", "4", "-o", str(out)], capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "base: toy" in proc.stderr and Image.open(out).size[1] > 4 * 96
+
+
+def test_eval_reports_per_axis_accuracy(capsys):
+    code, stdout, _ = run(["eval", "-n", "1", "--json"], capsys)
+    assert code == 0
+    result = json.loads(stdout)
+    assert set(result["accuracy"]) == {"object", "color", "style", "character"}
+    assert all(0.0 <= v <= 1.0 for v in result["accuracy"].values())
+    assert result["n_images"] == 198 and result["seconds"] > 0
+    assert result["accuracy"]["color"] > 0.8    # the shipped model draws what it is asked
+
+
+def test_toy_path_and_vocab(capsys):
+    code, stdout, _ = run(["toy", "path"], capsys)
+    assert code == 0 and Path(stdout.strip()) == toy.PIPELINE_DIR and (Path(stdout.strip()) / "model_index.json").exists()
+    code, stdout, _ = run(["toy", "vocab", "--json"], capsys)
+    assert code == 0 and "circle" in json.loads(stdout)["object"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--base", "no/such-model"], ["no/such-model"]),
+    (["--base", "./missing-folder"], ["./missing-folder"]),
+    (["a zebra on a skateboard"], ["zebra", "skateboard", "toy vocab"]),
+])
+def test_bad_input_is_one_sentence_and_exit_1(tmp_path, capsys, args, words):
+    out = tmp_path / "g.png"
+    prompt = [] if not args[0].startswith("--") else ["a red circle"]
+    code, stdout, stderr = run(["sample", *prompt, *args, "-n", "1", "-o", str(out)], capsys)
+    assert code == 1 and "Traceback" not in stderr and stderr.startswith("error:")
+    assert all(w in stderr for w in words), stderr
+    assert not out.exists()
+
+
+def test_output_in_missing_folder_and_existing_output(tmp_path, capsys):
+    code, _, stderr = run(["sample", "a red circle", "-n", "1", "-o", str(tmp_path / "nope" / "g.png")], capsys)
+    assert code == 1 and "does not exist" in stderr
+    existing = tmp_path / "g.png"
+    existing.write_bytes(b"precious")
+    code, _, stderr = run(["sample", "a red circle", "-n", "1", "-o", str(existing)], capsys)
+    assert code == 1 and "--overwrite" in stderr and existing.read_bytes() == b"precious"
+    code, _, _ = run(["sample", "a red circle", "-n", "1", "-o", str(existing), "--overwrite"], capsys)
+    assert code == 0 and existing.read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in tmp_path.iterdir()] == ["g.png"]      # no temp files left behind
+
+
+def test_expected_failure_has_no_traceback_in_a_real_process(tmp_path):
+    proc = subprocess.run([str(BIN), "sample", "a purple unicorn", "-o", str(tmp_path / "x.png")],
+                          capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 1 and "unicorn" in proc.stderr and "Traceback" not in proc.stderr

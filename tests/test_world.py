@@ -1,0 +1,54 @@
+"""The toy world and its tokenizer are deterministic, complete and consistent."""
+import random
+
+import numpy as np
+from transformers import CLIPTokenizer
+
+from duge_lora.toy import world
+from duge_lora.toy.tokenizer import build_bpe, write_tokenizer
+
+
+def test_world_has_the_promised_concepts():
+    assert len(world.OBJECTS) >= 8 and len(world.COLORS) >= 6 and len(world.STYLES) >= 3 and len(world.CHARACTERS) >= 3
+    assert len(world.all_scenes()) == len(world.OBJECTS + world.CHARACTERS) * len(world.COLORS) * len(world.STYLES)
+    for concept, near in world.NEIGHBOURS.items():
+        assert near, concept
+        assert all(world.axis_of(n) == world.axis_of(concept) and n != concept for n in near)
+    for concept, syns in world.SYNONYMS.items():
+        assert all(world.canonical(s) == concept for s in syns)
+
+
+def test_render_is_deterministic_per_seed_and_varies_across_seeds():
+    scenes = world.sample_scenes(24, seed=3)
+    assert scenes == world.sample_scenes(24, seed=3)
+    a, b = world.render_batch(scenes, seed=5), world.render_batch(scenes, seed=5)
+    assert a.shape == (24, 32, 32, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, world.render_batch(scenes, seed=6))
+
+
+def test_styles_and_colours_are_visible_in_the_pixels():
+    base = world.Scene("square", "red", "solid")
+    solid = world.render(base, 0).astype(int)
+    outlined = world.render(world.Scene("square", "red", "outlined"), 0).astype(int)
+    blue = world.render(world.Scene("square", "blue", "solid"), 0).astype(int)
+    ink = lambda img: (np.abs(img - img[0, 0]).sum(-1) > 60).sum()  # noqa: E731
+    assert ink(outlined) < 0.7 * ink(solid)          # an outline paints less than a fill
+    assert solid[..., 0].max() > 180 and blue[..., 2].max() > 180
+
+
+def test_captions_use_only_vocabulary_words():
+    rng, vocab = random.Random(0), set(world.vocabulary())
+    for scene in world.sample_scenes(300, seed=1):
+        assert set(world.caption(scene, rng).split()) <= vocab
+
+
+def test_tokenizer_makes_each_word_one_token_and_is_reproducible(tmp_path):
+    vocab, merges = build_bpe(world.vocabulary())
+    assert (vocab, merges) == build_bpe(world.vocabulary())
+    tok = CLIPTokenizer.from_pretrained(write_tokenizer(tmp_path / "t"))
+    for word in world.vocabulary():
+        ids = tok(word).input_ids
+        assert len(ids) == 3 and ids[1] == vocab[word + "</w>"], word
+    again = write_tokenizer(tmp_path / "u")
+    assert (tmp_path / "t" / "tokenizer.json").read_bytes() == (again / "tokenizer.json").read_bytes()
