@@ -43,8 +43,8 @@ def eval_command(
     if concept:
         targets = [make_request(c, b.toy_world) for c in concept]
     else:
-        targets = [Request.from_dict(read_adapter(a).record["request"]) for a in adapters or []
-                   if "request" in read_adapter(a).record]
+        records = [read_adapter(a).record for a in adapters or []]
+        targets = [Request.from_dict(r["request"]) for r in records if "request" in r]
     attach_adapters(b, adapters or [])
     note(f"base: {b.name} ({b.source})" + (f", adapters: {', '.join(adapters)}" if adapters else "")
          + (f"; targets: {', '.join(t.concept for t in targets)}" if targets else ""))

@@ -12,6 +12,7 @@ from duge_lora.errors import DugeError
 
 from . import toy
 from .common import err
+from .compose import compose_command, inspect_command
 from .evaluate import eval_command
 from .sample import sample
 from .train import train
@@ -21,6 +22,8 @@ app = typer.Typer(name="duge-lora", no_args_is_help=True, add_completion=False, 
 app.command("sample")(sample)
 app.command("eval")(eval_command)
 app.command("train")(train)
+app.command("compose")(compose_command)
+app.command("inspect")(inspect_command)
 app.add_typer(toy.app, name="toy")
 
 # options that take several values after one flag (`--adapters a1 a2 a3`), as the docs show them
@@ -42,12 +45,20 @@ def expand_variadic(argv: list[str]) -> list[str]:
     return out
 
 
+def _quiet_libraries() -> None:
+    """diffusers/transformers log warnings meant for library authors (e.g. 'no LoRA keys for the text encoder')."""
+    import logging
+    for name in ("diffusers", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; expected failures print one sentence to stderr and exit 1 (traceback with DUGE_LORA_DEBUG=1)."""
     args = expand_variadic(list(sys.argv[1:] if argv is None else argv))
     if args in (["--version"], ["-V"]):
         print(f"duge-lora {__version__}")
         return 0
+    _quiet_libraries()
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="duge-lora", standalone_mode=False)

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from duge_lora.generate import generate, grid
+from duge_lora.generate import generate, grid, side_by_side
+from duge_lora.errors import DugeError
 from duge_lora.io import atomic_path, check_output
 from duge_lora.models import attach_adapters, check_prompts, load_base
 
@@ -20,6 +21,8 @@ Examples:
   duge-lora sample "a red circle" "a striped star" -n 4 --seed 0 -o grid.png
 
   duge-lora sample "a blue mickey" -o erased.png --adapters path/to/adapter --overwrite
+
+  duge-lora sample "a red circle" "a blue oval" --adapters erase-circle --compare -o before-after.png
 """
 
 
@@ -32,6 +35,7 @@ def sample(
     adapters: AdaptersOpt = None,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Denoising steps (default: the base's).")] = None,
     guidance: Annotated[Optional[float], typer.Option("--guidance", help="Classifier-free guidance scale (default: the base's).")] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="Put the base's images (same seeds) left of the adapted ones.")] = False,
     overwrite: OverwriteOpt = False,
     json_: JsonOpt = False,
     device: DeviceOpt = "auto",
@@ -41,15 +45,26 @@ def sample(
     if output.suffix.lower() != ".png":
         output = output.with_suffix(output.suffix + ".png") if output.suffix else output.with_suffix(".png")
     output = check_output(output, overwrite)
+    if compare and not adapters:
+        raise DugeError("--compare shows the base beside the base with adapters, but no --adapters were given.",
+                        "Add --adapters A1 [A2 ...], or drop --compare.")
     b = load_base(base, device)
     check_prompts(b, prompts)
+    run = lambda bar: generate(b, prompts, n, seed, guidance_scale=guidance, num_inference_steps=steps,  # noqa: E731
+                               progress=lambda d, t: bar(d, t))
+    before = None
+    if compare:
+        with progress_bar("base", quiet=json_) as bar:
+            before = run(bar)
     attach_adapters(b, adapters or [])
     note(f"base: {b.name} ({b.source})" + (f", adapters: {', '.join(adapters)}" if adapters else ""))
     with progress_bar("sampling", quiet=json_) as bar:
-        images = generate(b, prompts, n, seed, guidance_scale=guidance, num_inference_steps=steps,
-                          progress=lambda d, t: bar(d, t))
+        images = run(bar)
+    picture = grid(images, prompts)
+    if before is not None:
+        picture = side_by_side(grid(before, prompts), picture, ("base", "base + " + ", ".join(Path(a).name for a in adapters)))
     with atomic_path(output) as tmp:
-        grid(images, prompts).save(tmp, format="PNG")
+        picture.save(tmp, format="PNG")
     result = {"output": str(output), "base": b.name, "adapters": adapters or [], "prompts": prompts, "n": n,
               "seed": seed, "seconds": round(time.time() - t0, 2)}
     if json_:

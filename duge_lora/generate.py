@@ -70,3 +70,16 @@ def grid(images: np.ndarray, row_labels: list[str] | None = None, min_cell: int 
             tile = Image.fromarray(images[r, c]).resize((cw, ch), Image.NEAREST)
             canvas.paste(tile, (label_w + 4 + c * (cw + 4), y))
     return canvas
+
+
+def side_by_side(left: Image.Image, right: Image.Image, titles: tuple[str, str], gap: int = 24) -> Image.Image:
+    """Two grids next to each other under titles (e.g. before / after an adapter)."""
+    font = ImageFont.load_default(size=16)
+    top = 28
+    canvas = Image.new("RGB", (left.width + gap + right.width, top + max(left.height, right.height)), "white")
+    canvas.paste(left, (0, top))
+    canvas.paste(right, (left.width + gap, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((left.width // 2, 4), titles[0], fill="black", font=font, anchor="mt")
+    draw.text((left.width + gap + right.width // 2, 4), titles[1], fill="black", font=font, anchor="mt")
+    return canvas

@@ -106,8 +106,20 @@ def check_prompts(base: Base, prompts: list[str]) -> None:
             raise UnknownWords(unknown, prompt)
 
 
-def attach_adapters(base: Base, adapters: list[str]) -> None:
-    """Load LoRA adapter folders/files with diffusers' loader and activate them all at weight 1."""
+@torch.no_grad()
+def probe(unet, seed: int = 0, n: int = 2) -> torch.Tensor:
+    """The UNet's noise prediction on fixed random inputs (latents, timesteps, text states): a fingerprint of its function."""
+    g = torch.Generator().manual_seed(seed)
+    c = unet.config
+    x = torch.randn(n, c.in_channels, c.sample_size, c.sample_size, generator=g)
+    e = torch.randn(n, 16, c.cross_attention_dim, generator=g)
+    t = torch.linspace(900, 100, n).long()
+    dev, dt = unet.device, unet.dtype
+    return unet(x.to(dev, dt), t.to(dev), encoder_hidden_states=e.to(dev, dt)).sample.float().cpu()
+
+
+def attach_adapters(base: Base, adapters: list[str], weights: list[float] | None = None) -> None:
+    """Load LoRA adapter folders/files with diffusers' loader and activate them all (at `weights`, default 1)."""
     from .adapter import read_adapter
 
     names = []
@@ -122,4 +134,4 @@ def attach_adapters(base: Base, adapters: list[str]) -> None:
                             "Pass a folder or .safetensors file written by `duge-lora train`.") from exc
         names.append(name)
     if names:
-        base.pipe.set_adapters(names, adapter_weights=[1.0] * len(names))
+        base.pipe.set_adapters(names, adapter_weights=list(weights or [1.0] * len(names)))

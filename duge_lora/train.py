@@ -242,68 +242,107 @@ def _autocast(mixed_precision: str, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16 if mixed_precision == "bf16" else torch.float16)
 
 
-def train_adapter(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, output: Path, *,
-                  resume: bool = False, cache: Path | None = None, progress: Progress | None = None) -> dict:
-    """Train adapter k for `req` on base + parents (in order) and write its folder to `output` atomically.
+@dataclass
+class Session:
+    """Everything a training run holds: the UNet with theta_{k-1} merged and the new adapter, data, optimizer."""
+    unet: object
+    data: TrainData
+    params: list[torch.Tensor]
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    ctx: dict
+    capture: AttentionCapture
+    base_fp: str
 
-    Returns the adapter's record (duge.json). Raises TrainingStopped on Ctrl-C or a non-finite loss, after
-    keeping a checkpoint in partial_dir(output) that `resume=True` continues from.
-    """
+
+def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, cache: Path | None = None,
+            progress: Progress | None = None) -> Session:
+    """Check the parents, merge them into the base UNet (in place: theta_{k-1}), make the data, attach adapter k."""
     from diffusers import DDPMScheduler
 
-    t0, progress = time.time(), progress or (lambda *a: None)
+    progress = progress or (lambda *a: None)
     if cfg.method not in OBJECTIVES:
         raise DugeError(f"Unknown method {cfg.method!r}.", f"Choose one of: {', '.join(OBJECTIVES)}.")
     unet = base.pipe.unet
-    names = target_names(unet, cfg.lora)
     base_fp = fingerprint(unet, cfg.lora)
-    check_parents(parents, base_fp, names)
+    check_parents(parents, base_fp, target_names(unet, cfg.lora))
     earlier = [Request.from_dict(p.record["request"]) for p in parents if "request" in p.record]
     merge_into(unet, parents)                                  # theta_{k-1}
     data = make_data(base, req, earlier, parents, base_fp, cfg, cache, progress)
-
     unet.requires_grad_(False)
-    attach(unet, cfg.lora, NEW)
+    attach(unet, cfg.lora, NEW)                                # B = 0: exactly theta_{k-1}
     params = [p for n, p in unet.named_parameters() if f".{NEW}." in n]
     for p in params:
         p.requires_grad_(True)
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     unet.train()
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    ckpt, config_id = partial_dir(output), _config_id(cfg, req, parents, base_fp)
-    start = load_checkpoint(ckpt, params, opt, gen, config_id) if resume and (ckpt / "state.json").exists() else 0
     ctx = {"device": base.device, "scheduler": DDPMScheduler.from_config(base.pipe.scheduler.config),
            "weights": cfg.loss_weights(), "autocast": lambda: _autocast(cfg.mixed_precision, base.device),
            "prev_a": _previous_a(parents)}
-    capture, history, step = AttentionCapture(unet), [], start
+    return Session(unet, data, params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0),
+                   torch.Generator().manual_seed(cfg.seed), ctx, AttentionCapture(unet), base_fp)
+
+
+def optimise(s: Session, cfg: TrainConfig, start: int, ckpt: Path, config_id: str, progress: Progress) -> list[dict]:
+    """Steps start..cfg.steps; checkpoints every cfg.checkpoint_every; returns the per-step loss terms."""
+    history, done, good = [], start, start
     try:
         for step in range(start, cfg.steps):
-            loss, terms = training_step(unet, capture, data, cfg, ctx, gen)
-            if not math.isfinite(float(loss.detach())):
-                raise TrainingStopped(f"The loss became {float(loss.detach())} at step {step + 1}, so training stopped"
-                                      + (f"; the last good checkpoint (step {start}) is in {ckpt}." if ckpt.exists() else "."),
+            loss, terms = training_step(s.unet, s.capture, s.data, cfg, s.ctx, s.gen)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                kept = f"; the last good checkpoint (step {good}) is in {ckpt}." if ckpt.exists() else "."
+                raise TrainingStopped(f"The loss became {value} at step {step + 1}, so training stopped{kept}",
                                       "Lower --lr (or a loss weight) and rerun" + (" with --resume." if ckpt.exists() else "."))
-            opt.zero_grad(set_to_none=True)
+            s.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            history.append(terms | {"loss": float(loss.detach())})
-            progress("train", step + 1, cfg.steps, history[-1])
-            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-                save_checkpoint(ckpt, step + 1, params, opt, gen, config_id)
-                start = step + 1
+            s.opt.step()
+            done = step + 1
+            history.append(terms | {"loss": value})
+            progress("train", done, cfg.steps, history[-1])
+            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+                save_checkpoint(ckpt, done, s.params, s.opt, s.gen, config_id)
+                good = done
     except KeyboardInterrupt:
-        save_checkpoint(ckpt, step, params, opt, gen, config_id)
-        raise TrainingStopped(f"Training was interrupted at step {step}; a checkpoint is kept in {ckpt}.",
+        save_checkpoint(ckpt, done, s.params, s.opt, s.gen, config_id)
+        raise TrainingStopped(f"Training was interrupted after step {done}; a checkpoint is kept in {ckpt}.",
                               "Rerun the same command with --resume to continue.") from None
+    return history
+
+
+def train_adapter(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, output: Path, *,
+                  resume: bool = False, cache: Path | None = None, progress: Progress | None = None) -> dict:
+    """Train adapter k for `req` on base + parents (in order) and write its folder to `output` atomically.
+
+    The base's UNet is modified in place (parents merged, adapter attached): load a fresh base per run.
+    Returns the adapter's record (duge.json). Raises TrainingStopped on Ctrl-C or a non-finite loss, after
+    keeping a checkpoint in partial_dir(output) that `resume=True` continues from.
+    """
+    t0, progress = time.time(), progress or (lambda *a: None)
+    s = prepare(base, req, parents, cfg, cache, progress)
+    ckpt, config_id = partial_dir(output), _config_id(cfg, req, parents, s.base_fp)
+    start = load_checkpoint(ckpt, s.params, s.opt, s.gen, config_id) if resume and (ckpt / "state.json").exists() else 0
+    t_loop = time.time()
+    try:
+        history = optimise(s, cfg, start, ckpt, config_id, progress)
     finally:
-        capture.close()
-    record = _record(base, req, parents, cfg, base_fp, history, time.time() - t0, data)
+        s.capture.close()
+    record = _record(base, req, parents, cfg, s.base_fp, history, time.time() - t0, s.data)
+    record["seconds_per_step"] = round((time.time() - t_loop) / max(1, len(history)), 4)
+    record["peak_mb"] = peak_memory_mb(base.device)
     with atomic_path(output) as tmp:
-        save_adapter(tmp, factors(unet, NEW), cfg.lora, record, adapter_card(record))
+        save_adapter(tmp, factors(s.unet, NEW), cfg.lora, record, adapter_card(record))
     shutil.rmtree(ckpt, ignore_errors=True)
     return record
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this run: CUDA's max allocated on a GPU, else the process's max resident set size."""
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    import resource
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)   # Linux: KiB
 
 
 def _previous_a(parents: list[Adapter]) -> dict[str, list[torch.Tensor]]:

@@ -1,0 +1,206 @@
+"""Training one adapter: exact start, plain-diffusers round trip, cache, resume, loss terms, errors."""
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from duge_lora.adapter import LoraSpec, attach, read_adapter
+from duge_lora.concepts import make_request
+from duge_lora.errors import DugeError
+from duge_lora.merge import merge_into
+from duge_lora.models import load_base
+from duge_lora.train import NEW, TrainConfig, TrainingStopped, partial_dir, prepare, train_adapter, training_step
+from duge_lora_cli.main import main
+
+FAST = dict(steps=2, batch=2, max_prompts=4, checkpoint_every=0)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return tmp_path / "cache"
+
+
+def probe(unet, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    c = unet.config
+    x = torch.randn(2, c.in_channels, c.sample_size, c.sample_size, generator=g)
+    e = torch.randn(2, 16, c.cross_attention_dim, generator=g)
+    with torch.no_grad():
+        return unet(x, torch.tensor([500, 100]), encoder_hidden_states=e).sample
+
+
+def test_zero_initialised_adapter_is_exactly_the_base():
+    base = load_base("toy", device="cpu")
+    before = probe(base.pipe.unet)
+    attach(base.pipe.unet, LoraSpec(), NEW)
+    assert torch.equal(probe(base.pipe.unet), before)
+
+
+@pytest.fixture(scope="module")
+def circle(tmp_path_factory):
+    """A short real training run on the toy model (also used by later tests)."""
+    root = tmp_path_factory.mktemp("circle")
+    base = load_base("toy", device="cpu")
+    req = make_request("circle", base.toy_world)
+    record = train_adapter(base, req, [], TrainConfig(steps=6, batch=2, max_prompts=6, checkpoint_every=0),
+                           root / "erase-circle", cache=root / "cache")
+    return root, record
+
+
+def test_saved_adapter_loads_in_plain_diffusers_and_matches_our_stack(circle):
+    from diffusers import StableDiffusionPipeline
+    from duge_lora import toy
+    root, record = circle
+    folder = root / "erase-circle"
+    assert {p.name for p in folder.iterdir()} == {"pytorch_lora_weights.safetensors", "duge.json", "README.md"}
+    pipe = StableDiffusionPipeline.from_pretrained(str(toy.PIPELINE_DIR), dtype=torch.float32)
+    base_out = probe(pipe.unet)
+    pipe.load_lora_weights(str(folder), adapter_name="erase")
+    plain = probe(pipe.unet)
+    ours = load_base("toy", device="cpu")
+    merge_into(ours.pipe.unet, [read_adapter(folder)])
+    assert (plain - probe(ours.pipe.unet)).abs().max() < 1e-5
+    assert (plain - base_out).abs().max() > 1e-6          # the adapter does something
+
+
+def test_record_and_header_carry_the_facts(circle):
+    root, record = circle
+    adapter = read_adapter(root / "erase-circle")
+    on_disk = json.loads((root / "erase-circle" / "duge.json").read_text())
+    assert adapter.record == on_disk
+    assert on_disk["request"]["concept"] == "circle" and on_disk["request"]["anchor"] == "oval"
+    assert on_disk["base"]["fingerprint"] and on_disk["parents"] == []
+    assert set(on_disk["final_losses"]) >= {"ca_attn", "ca_eps", "pp", "replay", "drift"}
+    assert "circle" in (root / "erase-circle" / "README.md").read_text()
+
+
+def test_cached_data_is_reused_and_parents_are_recorded(circle):
+    root, first = circle
+    assert not any(first["data"]["cached"].values())
+    base = load_base("toy", device="cpu")
+    req = make_request("circle", base.toy_world)
+    again = train_adapter(base, req, [], TrainConfig(steps=1, batch=2, max_prompts=6, checkpoint_every=0),
+                          root / "again", cache=root / "cache")
+    assert all(again["data"]["cached"].values())
+    second = load_base("toy", device="cpu")
+    rec = train_adapter(second, make_request("red", True), [read_adapter(root / "erase-circle")],
+                        TrainConfig(**FAST), root / "erase-red", cache=root / "cache")
+    assert rec["parents"][0]["concept"] == "circle" and rec["parents"][0]["order"] == 1
+    assert "overlap" in rec["final_losses"]
+
+
+def test_interrupted_run_resumes_to_the_same_adapter(tmp_path, cache):
+    cfg = TrainConfig(steps=4, batch=2, max_prompts=4, checkpoint_every=2)
+    straight = tmp_path / "straight"
+    train_adapter(load_base("toy", device="cpu"), make_request("star", True), [], cfg, straight, cache=cache)
+
+    def interrupt(stage, step, total, info):
+        if stage == "train" and step == 3:
+            raise KeyboardInterrupt
+    out = tmp_path / "resumed"
+    with pytest.raises(TrainingStopped, match="--resume"):
+        train_adapter(load_base("toy", device="cpu"), make_request("star", True), [], cfg, out, cache=cache, progress=interrupt)
+    assert not out.exists() and (partial_dir(out) / "checkpoint.safetensors").exists()
+    train_adapter(load_base("toy", device="cpu"), make_request("star", True), [], cfg, out, cache=cache, resume=True)
+    a, b = load_file(str(straight / "pytorch_lora_weights.safetensors")), load_file(str(out / "pytorch_lora_weights.safetensors"))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert not partial_dir(out).exists()
+
+
+@pytest.mark.parametrize("term", ["ca_attn", "ca_eps", "pp", "replay", "drift"])
+def test_each_loss_term_decreases_when_optimised(term, cache):
+    """Start from a random (non-zero) adapter so every term is positive, then optimise that term alone."""
+    cfg = TrainConfig(steps=1, batch=4, max_prompts=6, weights={k: 0.0 for k in ("ca_attn", "ca_eps", "pp", "drift", "overlap", "replay")} | {term: 1.0}, lr=1e-2)
+    s = prepare(load_base("toy", device="cpu"), make_request("square", True), [], cfg, cache)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in s.unet.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    values = []
+    for _ in range(25):
+        loss, terms = training_step(s.unet, s.capture, s.data, cfg, s.ctx, torch.Generator().manual_seed(1))
+        values.append(terms[term])
+        s.opt.zero_grad()
+        loss.backward()
+        s.opt.step()
+    assert values[0] > 0 and values[-1] < 0.7 * values[0], values
+
+
+def test_two_step_train_from_the_command_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DUGE_LORA_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "erase-mickey"
+    code = main(["train", "--concept", "Mickey Mouse", "--steps", "2", "--batch", "2", "-o", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    record = json.loads(captured.out)
+    assert record["request"]["concept"] == "mickey" and record["request"]["synonyms"] == ["mouse"]
+    assert "anchor: circle" in captured.err and "(default)" in captured.err
+    assert (out / "pytorch_lora_weights.safetensors").exists()
+    # the same output again is refused, and the adapter is untouched
+    before = (out / "pytorch_lora_weights.safetensors").read_bytes()
+    assert main(["train", "--concept", "mickey", "--steps", "2", "-o", str(out)]) == 1
+    assert "--overwrite" in capsys.readouterr().err and (out / "pytorch_lora_weights.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--concept", "  "], "empty"),
+    (["--concept", "zebra"], "not in the toy model's vocabulary"),
+    (["--concept", "circle", "--targets", "k,x"], "Unknown --targets"),
+    (["--concept", "circle", "--weight", "drift=lots"], "NAME=NUMBER"),
+    (["--concept", "circle", "--after", "nowhere"], "No adapter"),
+])
+def test_train_bad_input(tmp_path, capsys, args, message):
+    code = main(["train", *args, "--steps", "1", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_earlier_adapters_are_refused(circle, tmp_path, capsys):
+    root, _ = circle
+    src = root / "erase-circle" / "pytorch_lora_weights.safetensors"
+    # corrupt: a truncated file
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / src.name).write_bytes(src.read_bytes()[:200])
+    # another base: same weights, a different fingerprint in the header
+    from safetensors import safe_open
+    with safe_open(str(src), "pt") as f:
+        meta = f.metadata()
+    record = json.loads(meta["duge"])
+    record["base"]["fingerprint"] = "0" * 16
+    other = tmp_path / "other-base"
+    other.mkdir()
+    save_file(load_file(str(src)), str(other / src.name), metadata=meta | {"duge": json.dumps(record)})
+    # a pickle
+    pickled = tmp_path / "adapter.bin"
+    torch.save({}, pickled)
+    for path, message in ((corrupt, "not a readable safetensors"), (other, "another base"), (pickled, "pickle")):
+        code = main(["train", "--concept", "red", "--after", str(path), "--steps", "1", "-o", str(tmp_path / "o")])
+        err = capsys.readouterr().err
+        assert code == 1 and message in err and "Traceback" not in err, err
+    # targets other modules: an adapter on to_q under a run on to_k,to_v
+    code = main(["train", "--concept", "red", "--after", str(root / "erase-circle"), "--targets", "q",
+                 "--steps", "1", "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1 and "adapts other modules" in err
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tmp_path, cache):
+    cfg = TrainConfig(steps=3, batch=2, max_prompts=4, checkpoint_every=0, lr=float("inf"))
+    with pytest.raises(TrainingStopped, match="loss became"):
+        train_adapter(load_base("toy", device="cpu"), make_request("heart", True), [], cfg, tmp_path / "o", cache=cache)
+    assert not (tmp_path / "o").exists()
+
+
+def test_trains_on_a_tiny_sd_architecture_base(tiny_sd, tmp_path, cache):
+    base = load_base(tiny_sd, device="cpu")
+    req = make_request("horse", base.toy_world, anchor="a dog", preserve=["cat"])
+    rec = train_adapter(base, req, [], TrainConfig(steps=2, batch=2, max_prompts=4, checkpoint_every=0,
+                                                   mixed_precision="bf16", gradient_checkpointing=True),
+                        tmp_path / "horse", cache=cache)
+    assert rec["request"]["axis"] is None and rec["base"]["source"] == tiny_sd
+    assert read_adapter(tmp_path / "horse").spec.targets == ("k", "v")
