@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-out = Console()                      # results (stdout)
-err = Console(stderr=True)           # progress, notes and errors (stderr)
+out = Console(soft_wrap=True)                    # results (stdout)
+err = Console(stderr=True, soft_wrap=True)         # progress, notes and errors (stderr)
 
 BaseOpt = Annotated[str, typer.Option("--base", help="Base model: 'toy' (the embedded default), a local diffusers folder, or a Hub id.")]
 AdaptersOpt = Annotated[Optional[list[str]], typer.Option("--adapters", help="LoRA adapters to stack on the base, in order (folders or .safetensors files).")]

@@ -1,0 +1,125 @@
+"""compose: merged == stacked, cat == stack, remove restores, formats round-trip through plain loaders."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from duge_lora.adapter import LoraSpec, fingerprint, save_adapter, target_names
+from duge_lora.compose import compose, composed_unet, load_items, removal, write_output
+from duge_lora.errors import DugeError
+from duge_lora.models import attach_adapters, load_base, probe
+from duge_lora_cli.main import main
+
+
+def random_adapter(base, folder, seed, concept, rank=4, alpha=4.0, parents=()):
+    """An adapter with random, non-small factors (a harder exactness test than a briefly trained one)."""
+    spec = LoraSpec(rank=rank, alpha=alpha)
+    g = torch.Generator().manual_seed(seed)
+    modules = dict(base.pipe.unet.named_modules())
+    weights = {}
+    for name in target_names(base.pipe.unet, spec):
+        lin = modules[name]
+        weights[name] = (torch.randn(rank, lin.in_features, generator=g) * 0.1,
+                         torch.randn(lin.out_features, rank, generator=g) * 0.1)
+    record = {"request": {"concept": concept}, "base": {"name": base.name, "source": base.source,
+                                                        "fingerprint": fingerprint(base.pipe.unet, spec)},
+              "parents": list(parents), "lora": {"targets": ["k", "v"]}}
+    save_adapter(folder, weights, spec, record, f"# {concept}\n")
+    return folder
+
+
+@pytest.fixture(scope="module", params=["toy", "tiny"])
+def world(request, tmp_path_factory, tiny_sd):
+    root = tmp_path_factory.mktemp(request.param)
+    name = "toy" if request.param == "toy" else tiny_sd
+    base = load_base(name, device="cpu")
+    paths = [random_adapter(base, root / f"a{i}", i, f"c{i}", alpha=2.0 + i) for i in range(3)]
+    return name, root, [str(p) for p in paths]
+
+
+def stacked(name, paths, weights=None):
+    live = load_base(name, device="cpu")
+    attach_adapters(live, paths, weights)
+    return probe(live.pipe.unet)
+
+
+def test_merged_equals_stacked_and_cat_equals_stack(world):
+    name, root, paths = world
+    ref = stacked(name, paths, [1.0, 0.5, -0.25])
+    items = load_items([f"{paths[0]}", f"{paths[1]}:0.5", f"{paths[2]}:-0.25"])
+    source = load_base(name, device="cpu").source
+    for method, fmt, tol in (("sum", "unet", 1e-5), ("sum", "pipeline", 1e-5), ("cat", "lora", 1e-6)):
+        out = root / f"{method}-{fmt}" if fmt == "pipeline" else root / f"{method}-{fmt}.safetensors"
+        write_output(compose(items, method, fmt), source, out)
+        diff = (probe(composed_unet(out, fmt, source, torch.device("cpu"))) - ref).abs().max()
+        assert diff <= tol, (method, fmt, float(diff))
+
+
+def test_remove_restores_the_merge_of_the_rest(world):
+    name, root, paths = world
+    source = load_base(name, device="cpu").source
+    all3, two = root / "all3.safetensors", root / "two.safetensors"
+    write_output(compose(load_items(paths), "sum", "unet"), source, all3)
+    write_output(compose(load_items([paths[0], paths[2]]), "sum", "unet"), source, two)
+    comp, state = removal(all3, load_items([paths[1]])[0].adapter)
+    back = root / "removed.safetensors"
+    write_output(comp, source, back, state=state)
+    a, b = load_file(str(back)), load_file(str(two))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5
+    dev = torch.device("cpu")
+    assert (probe(composed_unet(back, "unet", source, dev)) - probe(composed_unet(two, "unet", source, dev))).abs().max() <= 1e-5
+    man = json.loads(back.with_suffix(".manifest.json").read_text())
+    assert [x["concept"] for x in man["adapters"]] == ["c0", "c2"] and man["removed"][0]["concept"] == "c1"
+
+
+def test_svd_reports_its_error(world):
+    name, root, paths = world
+    full = compose(load_items(paths), "svd", "lora", rank=12)
+    low = compose(load_items(paths), "svd", "lora", rank=2)
+    assert full.relative_error < 1e-5 < low.relative_error < 1
+
+
+def test_cli_compose_verifies_and_writes_manifest(world, capsys):
+    name, root, paths = world
+    out = root / "cli.safetensors"
+    code = main(["compose", *paths, "-o", str(out), "--base", name, "--json", "--overwrite"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["max_abs_diff"] <= 1e-5 and result["format"] == "unet"
+    assert [a["concept"] for a in result["adapters"]] == ["c0", "c1", "c2"]
+    from safetensors import safe_open
+    with safe_open(str(out), "pt") as f:
+        assert json.loads(f.metadata()["duge_manifest"])["adapters"][1]["sha256"] == result["adapters"][1]["sha256"]
+
+
+def test_compose_bad_input(world, tmp_path, capsys):
+    name, root, paths = world
+    pickle = tmp_path / "x.bin"
+    torch.save({}, pickle)
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "pytorch_lora_weights.safetensors").write_bytes(b"\x00" * 64)
+    existing = tmp_path / "exists.safetensors"
+    existing.write_bytes(b"keep")
+    cases = [([paths[0], str(pickle)], "pickle"), ([paths[0], str(corrupt)], "not a readable"),
+             ([f"{paths[0]}:heavy"], "not a number"), ([paths[0], paths[0]], "listed twice"),
+             ([str(tmp_path / "nope")], "No adapter")]
+    for args, message in cases:
+        code = main(["compose", *args, "-o", str(tmp_path / "o.safetensors"), "--base", name])
+        err = capsys.readouterr().err
+        assert code == 1 and message in err and "Traceback" not in err, (args, err)
+        assert not (tmp_path / "o.safetensors").exists()
+    assert main(["compose", paths[0], "-o", str(existing), "--base", name]) == 1
+    assert existing.read_bytes() == b"keep"
+    # remove an adapter the model does not contain
+    merged = root / "only0.safetensors"
+    write_output(compose(load_items([paths[0]]), "sum", "unet"), load_base(name, device="cpu").source, merged)
+    code = main(["compose", str(merged), "--remove", paths[1], "-o", str(tmp_path / "r.safetensors"), "--base", name])
+    assert code == 1 and "does not contain" in capsys.readouterr().err
+
+
+def test_adapters_for_different_bases_are_refused(tmp_path, tiny_sd):
+    a = random_adapter(load_base("toy", device="cpu"), tmp_path / "toy", 0, "x")
+    b = random_adapter(load_base(tiny_sd, device="cpu"), tmp_path / "tiny", 1, "y")
+    with pytest.raises(DugeError, match="different bases"):
+        compose(load_items([str(a), str(b)]))
