@@ -2,19 +2,18 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from duge_lora.adapter import read_adapter
-from duge_lora.compose import FORMATS, METHODS, compose, composed_unet, load_items, read_model, removal, write_output
+from duge_lora.compose import FORMATS, METHODS, compose_adapters, read_model, remove_adapter
 from duge_lora.errors import DugeError
 from duge_lora.io import check_output
-from duge_lora.models import attach_adapters, load_base, pick_device, probe
+from duge_lora.models import pick_device
 
-from .common import BaseOpt, DeviceOpt, JsonOpt, OverwriteOpt, emit_json, note, out
+from .common import BaseOpt, DeviceOpt, JsonOpt, OverwriteOpt, emit_json, note, out, progress_bar
 
 EXAMPLES = """
 
@@ -46,55 +45,34 @@ def compose_command(
     rank: Annotated[Optional[int], typer.Option("--rank", help="Rank budget for --method svd.")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="unet (merged UNet state dict), pipeline (diffusers folder) or lora (default: unet for *.safetensors, else pipeline).")] = None,
     remove: Annotated[Optional[str], typer.Option("--remove", help="Subtract this adapter from the composed model given as the argument.")] = None,
-    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check the output against the live stack on probe inputs.")] = True,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check the output against the live stack on probe inputs (and, on the toy base, with the judge).")] = True,
     overwrite: OverwriteOpt = False,
     json_: JsonOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
     """Merge or stack adapters into the cumulatively unlearned model (or remove one from it), and verify it."""
-    t0 = time.time()
     dev = pick_device(device)
     check_output(output, overwrite)
     if remove:
         if len(adapters) != 1:
             raise DugeError("--remove takes exactly one composed model as the argument.", "Write: compose MODEL --remove ADAPTER -o OUT.")
-        model = Path(adapters[0])
-        comp, state = removal(model, read_adapter(remove), dev)
-        write_output(comp, str(model) if model.is_dir() else _base_source(base), output, state=state)
-        result = {"output": str(output), "method": "remove", "format": comp.manifest["output_format"],
-                  "adapters": comp.manifest["adapters"], "removed": remove}
+        result = remove_adapter(adapters[0], remove, output, base, dev)
     else:
-        items = load_items(adapters)
-        fmt = _format_for(output, fmt)
-        comp = compose(items, method, fmt, rank, dev)
-        for w in comp.warnings:
+        with progress_bar("judging", quiet=json_ or not verify) as bar:
+            result = compose_adapters(adapters, output, base, method, _format_for(output, fmt), rank, dev, verify,
+                                      progress=lambda d, t: bar(d, t))
+        for w in result["warnings"]:
             note(f"[yellow]warning:[/] {w}")
-        write_output(comp, _base_source(base), output)
-        result = {"output": str(output), "method": method, "format": fmt, "adapters": comp.manifest["adapters"]}
-        if comp.relative_error is not None:
-            result["relative_error"] = round(comp.relative_error, 6)
-        if verify:
-            result["max_abs_diff"] = _verify(base, items, output, fmt, dev)
-    result["seconds"] = round(time.time() - t0, 3)
     if json_:
         emit_json(result)
-    else:
-        extra = f", max |composed - stack| = {result['max_abs_diff']:.2e}" if "max_abs_diff" in result else ""
-        note(f"wrote {output} ({result['format']}, {result['method']}, {len(result['adapters'])} adapters, {result['seconds']} s{extra})")
-
-
-def _base_source(base: str) -> str:
-    from duge_lora.models import resolve_base
-    return resolve_base(base)[0]
-
-
-def _verify(base: str, items, output: Path, fmt: str, dev) -> float:
-    """Max abs difference of the UNet outputs: composed file vs base + live peft stack (diffusers loader)."""
-    live = load_base(base, str(dev))
-    attach_adapters(live, [str(i.adapter.path) for i in items], [i.weight for i in items])
-    ref = probe(live.pipe.unet)
-    got = probe(composed_unet(output, fmt, live.source, dev))
-    return float((got - ref).abs().max())
+        return
+    extra = f", max |composed - stack| = {result['max_abs_diff']:.2e}" if "max_abs_diff" in result else ""
+    note(f"wrote {output} ({result['format']}, {result['method']}, {len(result['adapters'])} adapters, {result['seconds']} s{extra})")
+    if "judge" in result:
+        j = result["judge"]
+        for t in j["targets"]:
+            note(f"  erased {t['concept']}: UA {100 * t['ua']:.1f}%")
+        note(f"  kept: IRA {100 * (j['ira'] or 0):.1f}%, CRA {100 * (j['cra'] or 0):.1f}%")
 
 
 compose_command.__doc__ += EXAMPLES

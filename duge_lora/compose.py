@@ -133,13 +133,17 @@ def svd_factors(items: list[Item], rank: int, device: torch.device) -> tuple[dic
 
 @torch.no_grad()
 def add_deltas(state: dict[str, torch.Tensor], deltas: dict[str, torch.Tensor], sign: float = 1.0) -> None:
-    """Add sign * Delta_W[module] to state[module + '.weight'] in place (keeps each tensor's dtype)."""
+    """Add sign * Delta_W[module] to state[module + '.weight'] in place.
+
+    The adapted weights are kept in float32 (a base stored in fp16 would otherwise round the sum to ~1e-3);
+    every other tensor keeps its stored dtype, so the output is about the size of the base.
+    """
     for module, d in deltas.items():
         key = f"{module}.weight"
         if key not in state:
             raise DugeError(f"The base has no weight {key} that the adapter adapts.", "Compose onto the base the adapters were trained for.")
         w = state[key]
-        state[key] = (w.to(d.device, torch.float32) + sign * d).to(w.dtype).to(w.device)
+        state[key] = (w.to(d.device, torch.float32) + sign * d).to(w.device)
 
 
 def lora_spec_of(factors: dict) -> LoraSpec:
@@ -232,7 +236,7 @@ def read_model(path: Path) -> tuple[dict[str, torch.Tensor], dict, str]:
     return state, json.loads(meta[MANIFEST_KEY]), fmt
 
 
-def write_output(comp: Composition, source: str, output: Path, dtype: torch.dtype = torch.float32,
+def write_output(comp: Composition, source: str, output: Path, dtype: torch.dtype | None = None,
                  state: dict | None = None) -> None:
     """Write a composition (atomically) in its format; `state` overrides the base UNet weights (for remove)."""
     import json
@@ -257,7 +261,8 @@ def write_output(comp: Composition, source: str, output: Path, dtype: torch.dtyp
         else:
             folder = base_folder(source)
             unet = state if state is not None else load_file(str(folder / UNET_WEIGHTS))
-            unet = {k: v.to(dtype) if v.is_floating_point() else v for k, v in unet.items()}
+            if dtype is not None:
+                unet = {k: v.to(dtype) if v.is_floating_point() else v for k, v in unet.items()}
             add_deltas(unet, comp.deltas)
             unet = {k: v.to("cpu").contiguous() for k, v in unet.items()}
             if fmt == "unet":
@@ -307,3 +312,74 @@ def composed_unet(output: Path, fmt: str, base_source: str, device: torch.device
         pipe.load_lora_weights(str(output.parent), weight_name=output.name, adapter_name="composed")
         unet = pipe.unet
     return unet.to(device)
+
+
+# ----------------------------------------------------------------------------- the API the command mirrors
+def verify_output(base: str, items: list[Item], output: Path, fmt: str, device: torch.device) -> float:
+    """Max abs difference of UNet outputs on probe inputs: the composed output vs base + the live peft stack."""
+    from .models import attach_adapters, load_base, probe
+
+    live = load_base(base, str(device))
+    attach_adapters(live, [str(i.adapter.path) for i in items], [i.weight for i in items])
+    return float((probe(composed_unet(output, fmt, live.source, device)) - probe(live.pipe.unet)).abs().max())
+
+
+def judge_output(base: str, items: list[Item], output: Path, fmt: str, device: torch.device, progress=None) -> dict | None:
+    """On a toy-world base: each composed concept's UA and the retain accuracies of the composed model (n=1)."""
+    from .concepts import Request
+    from .evaluate import evaluate
+    from .models import load_base
+
+    targets = [Request.from_dict(i.adapter.record["request"]) for i in items if i.adapter.record.get("request", {}).get("axis")]
+    b = load_base(base, str(device))
+    if not b.toy_world or not targets:
+        return None
+    b.pipe.unet = composed_unet(output, fmt, b.source, device)
+    r = evaluate(b, n=1, targets=targets, progress=progress)
+    return {"targets": r.targets, "ua_prev": r.ua_prev, "ira": r.ira, "cra": r.cra, "accuracy": r.accuracy}
+
+
+def compose_adapters(adapters: list[str], output: str | Path, base: str = "toy", method: str = "sum",
+                     fmt: str = "unet", rank: int | None = None, device: torch.device | None = None,
+                     verify: bool = True, judge: bool = True, progress=None) -> dict:
+    """`duge-lora compose` as a function: write the composition of adapters ('path[:weight]') and return the result.
+
+    The result holds output, method, format, adapters, the manifest, warnings, seconds, and when verified
+    max_abs_diff (and on the toy base the judge's figures under "judge").
+    """
+    import time
+
+    from .models import resolve_base
+
+    t0, output = time.time(), Path(output)
+    device = device or torch.device("cpu")
+    items = load_items(adapters)
+    comp = compose(items, method, fmt, rank, device)
+    write_output(comp, resolve_base(base)[0], output)
+    result = {"output": str(output), "method": method, "format": fmt, "adapters": comp.manifest["adapters"],
+              "manifest": comp.manifest, "warnings": comp.warnings}
+    if comp.relative_error is not None:
+        result["relative_error"] = round(comp.relative_error, 6)
+    result["seconds"] = round(time.time() - t0, 3)
+    if verify:
+        result["max_abs_diff"] = verify_output(base, items, output, fmt, device)
+        if judge:
+            judged = judge_output(base, items, output, fmt, device, progress)
+            if judged:
+                result["judge"] = judged
+    return result
+
+
+def remove_adapter(model: str | Path, adapter: str | Path, output: str | Path, base: str = "toy",
+                   device: torch.device | None = None) -> dict:
+    """`duge-lora compose MODEL --remove A`: subtract A from a merged model whose manifest lists it."""
+    import time
+
+    from .models import resolve_base
+
+    t0, model, output = time.time(), Path(model), Path(output)
+    comp, state = removal(model, read_adapter(adapter), device)
+    write_output(comp, str(model) if model.is_dir() else resolve_base(base)[0], output, state=state)
+    return {"output": str(output), "method": "remove", "format": comp.manifest["output_format"],
+            "adapters": comp.manifest["adapters"], "removed": str(adapter), "manifest": comp.manifest,
+            "seconds": round(time.time() - t0, 3)}

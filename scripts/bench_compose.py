@@ -1,0 +1,70 @@
+"""Compose speed on an SD-1.5-sized UNet (random weights, built here; nothing downloaded).
+
+Measures, side by side in one run: (a) loading and saving the base UNet state dict alone (safetensors),
+(b) `compose` of N rank-4 adapters on attn2.to_k/to_v (sum, unet format), which does (a) plus the merge.
+Usage: .venv/bin/python scripts/bench_compose.py [--adapters 10] [--repeats 2] [--device auto]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from duge_lora.adapter import LoraSpec, save_adapter
+from duge_lora.compose import Item, compose, read_adapter, write_output
+from duge_lora.models import pick_device
+
+SD15_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+                 block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
+                 down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                 up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--adapters", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+    from diffusers import UNet2DConditionModel
+
+    dev = pick_device(args.device)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-compose-"))
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**SD15_UNET).half()
+    (tmp / "base" / "unet").mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, str(tmp / "base/unet/diffusion_pytorch_model.safetensors"))
+    spec = LoraSpec(rank=4, alpha=4.0)
+    mods = {n: m for n, m in unet.named_modules() if n.endswith(("attn2.to_k", "attn2.to_v"))}
+    params = sum(p.numel() for p in unet.parameters())
+    del unet
+    for i in range(args.adapters):
+        g = torch.Generator().manual_seed(i)
+        w = {n: (torch.randn(4, m.in_features, generator=g) * 0.01, torch.randn(m.out_features, 4, generator=g) * 0.01) for n, m in mods.items()}
+        save_adapter(tmp / f"a{i}", w, spec, {"request": {"concept": f"c{i}"}, "base": {"fingerprint": "sd15-random"}}, "")
+    src = tmp / "base/unet/diffusion_pytorch_model.safetensors"
+    times = {"load_save": [], "compose": []}
+    for r in range(args.repeats):
+        t = time.perf_counter()
+        save_file(load_file(str(src)), str(tmp / f"copy{r}.safetensors"))
+        times["load_save"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        items = [Item(read_adapter(tmp / f"a{i}")) for i in range(args.adapters)]
+        write_output(compose(items, "sum", "unet", device=dev), str(tmp / "base"), tmp / f"merged{r}.safetensors")
+        times["compose"].append(time.perf_counter() - t)
+    best = {k: min(v) for k, v in times.items()}
+    print(json.dumps({"unet_parameters": params, "adapters": args.adapters, "modules_per_adapter": len(mods),
+                      "device": str(dev), "seconds": times, "best": best, "ratio": best["compose"] / best["load_save"],
+                      "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+                      "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
