@@ -123,3 +123,28 @@ def test_adapters_for_different_bases_are_refused(tmp_path, tiny_sd):
     b = random_adapter(load_base(tiny_sd, device="cpu"), tmp_path / "tiny", 1, "y")
     with pytest.raises(DugeError, match="different bases"):
         compose(load_items([str(a), str(b)]))
+
+
+def test_inspect_adapter_and_composed_model(world, capsys):
+    name, root, paths = world
+    assert main(["inspect", paths[1], "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "adapter" and info["concept"] == "c1" and info["rank"] == 4 and info["targets"] == ["k", "v"]
+    merged = root / "inspect.safetensors"
+    write_output(compose(load_items(paths[:2]), "sum", "unet"), load_base(name, device="cpu").source, merged)
+    assert main(["inspect", str(merged), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "composed model" and [a["concept"] for a in info["adapters"]] == ["c0", "c1"]
+
+
+def test_lineage_warnings(tmp_path, tiny_sd):
+    from duge_lora.compose import check_items
+    base = load_base(tiny_sd, device="cpu")
+    first = load_items([str(random_adapter(base, tmp_path / "first", 0, "first"))])[0]
+    second = random_adapter(base, tmp_path / "second", 1, "second",
+                            parents=[{"order": 1, "concept": "first", "sha256": first.adapter.sha256}])
+    assert check_items(load_items([str(tmp_path / "first"), str(second)])) == []
+    missing = check_items(load_items([str(second)]))
+    assert len(missing) == 1 and "not in this composition" in missing[0]
+    late = check_items(load_items([str(second), str(tmp_path / "first")]))
+    assert len(late) == 1 and "comes later" in late[0]
