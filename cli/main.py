@@ -46,10 +46,15 @@ def expand_variadic(argv: list[str]) -> list[str]:
 
 
 def _quiet_libraries() -> None:
-    """diffusers/transformers log warnings meant for library authors (e.g. 'no LoRA keys for the text encoder')."""
-    import logging
-    for name in ("diffusers", "transformers"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    """Silence what diffusers/transformers print for library authors (loading bars, 'no LoRA keys for the text
+    encoder', 'torchvision not installed'); our own progress bars and messages say what matters."""
+    for var in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
+        os.environ.setdefault(var, "error")
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+    for lib in (dlog, tlog):
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
 
 
 def main(argv: list[str] | None = None) -> int:

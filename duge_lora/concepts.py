@@ -85,6 +85,7 @@ class PromptSets:
     anchor: list[str]
     preserve: list[str]
     replay: list[str]
+    keep: list[str] = field(default_factory=list)     # every other prompt whose keys/values must not move
 
 
 def _slot(axis: str) -> str:
@@ -116,7 +117,8 @@ def toy_prompt_sets(req: Request, earlier: list[Request], seed: int = 0, n_repla
     replay = rng.sample(generic, min(n_replay, len(generic)))
     for e in earlier:
         replay += [s.prompt() for s in _scenes_with(e.axis, e.concept)]
-    return PromptSets(target, anchor, sorted(set(preserve)), replay)
+    keep = [s.prompt() for s in world.all_scenes() if getattr(s, _slot(req.axis)) != req.concept]
+    return PromptSets(target, anchor, sorted(set(preserve)), replay, keep)
 
 
 def generic_prompt_sets(req: Request, earlier: list[Request]) -> PromptSets:

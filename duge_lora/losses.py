@@ -6,6 +6,7 @@ DUGE (Thakral et al., arXiv 2503.13769) in our adapter form, shared/design/metho
   L_pp  = ||eps_theta_k(x_t, c_r) - sg eps_theta_{k-1}(x_t, c_r)||^2         (or DreamBooth: - eps)
   L_reg = w_drift ||Delta W_k||_F^2 + w_overlap sum_i ||A_k A_i^T||_F^2 / (||A_k||^2 ||A_i||^2)
           + w_replay ||eps_theta_k(x_t, c_g) - sg eps_theta_{k-1}(x_t, c_g)||^2
+          + w_keep sum_m ||Delta W_k E_keep^T||^2 / ||W E_keep^T||^2      (our addition, see kv_preservation)
 This module imports only torch.
 """
 from __future__ import annotations
@@ -53,6 +54,17 @@ def overlap(a_new: list[Tensor], a_prev: list[list[Tensor]], eps: float = 1e-12)
     return torch.stack(terms).sum() if terms else a_new[0].new_zeros(())
 
 
+def kv_preservation(factors: list[tuple[Tensor, Tensor]], keep: Tensor, base_norms: list[Tensor], scaling: float) -> Tensor:
+    """L_reg keep: relative change of the keys/values of every token of the prompts to keep,
+    sum over modules of ||scaling B A E^T||_F^2 / ||W E^T||_F^2 (E: (N, d) text states; only r x N products).
+
+    The adapted maps read the text states directly (K = W_k e, V = W_v e), so this is exactly how much adapter k
+    moves the cross-attention keys and values of non-target prompts; 0 means they are untouched.
+    """
+    terms = [scaling ** 2 * (b @ (a @ keep.T)).pow(2).sum() / n for (a, b), n in zip(factors, base_norms)]
+    return torch.stack(terms).sum()
+
+
 @dataclass
 class StepOutputs:
     """Everything one training step computed; objectives read what they need.
@@ -68,6 +80,8 @@ class StepOutputs:
     attn_ref: list[Tensor] = field(default_factory=list)
     factors: list[tuple[Tensor, Tensor]] = field(default_factory=list)  # (A, B) of the new adapter, per module
     prev_a: list[list[Tensor]] = field(default_factory=list)            # earlier adapters' A, per module
+    keep: Tensor | None = None                                          # (N, d) text states of prompts to keep
+    keep_norms: list[Tensor] = field(default_factory=list)              # ||W E^T||_F^2 per module
     scaling: float = 1.0
     eps_uncond_ref: Tensor | None = None  # frozen eps with the empty prompt on anchor rows (ESD)
 
@@ -89,6 +103,8 @@ def duge(out: StepOutputs, w: dict[str, float]) -> dict[str, Tensor]:
         terms["overlap"] = overlap([a for a, _ in out.factors], out.prev_a)
     if w.get("replay", 0):
         terms["replay"] = mse_per_sample(_seg(out.eps, out, "replay"), _seg(out.eps_ref, out, "replay")).mean()
+    if w.get("keep", 0) and out.keep is not None:
+        terms["keep"] = kv_preservation(out.factors, out.keep, out.keep_norms, out.scaling)
     return terms
 
 
@@ -105,7 +121,7 @@ class Objective:
     weights: dict = field(default_factory=dict)    # default weight per term
 
 
-DEFAULT_WEIGHTS = {"ca_attn": 1.0, "ca_eps": 1.0, "pp": 1.0, "drift": 1e-3, "overlap": 0.1, "replay": 1.0}
+DEFAULT_WEIGHTS = {"ca_attn": 1.0, "ca_eps": 1.0, "pp": 1.0, "drift": 1e-3, "overlap": 0.1, "replay": 1.0, "keep": 1.0}
 
 # the trainer's registry: a baseline is one more entry here, the loop does not change
 OBJECTIVES: dict[str, Objective] = {

@@ -102,6 +102,7 @@ class TrainData:
     replay_e: list[int]
     emb: torch.Tensor                    # (P, L, D) text embeddings of every distinct prompt
     cached: dict[str, bool]
+    keep: torch.Tensor | None = None     # (N, D) token states of every prompt to keep (preserve + replay + generic)
 
 
 @torch.no_grad()
@@ -133,8 +134,10 @@ def make_data(base: Base, req: Request, earlier: list[Request], parents: list[Ad
     row = {p: i for i, p in enumerate(everything)}
     anchor_row = {p: i for i, p in enumerate(anchors)}
     pairs = [(anchor_row[a], row[t], row[a]) for t, a in zip(sets.target, sets.anchor) if a in anchor_row]
+    keep_prompts = sorted(set(sets.preserve) | set(sets.replay) | set(sets.keep))
+    keep = encode_prompts(base, keep_prompts).flatten(0, 1) if keep_prompts else None
     return TrainData(xs["anchor"], pairs, xs["preserve"], [row[p] for p in preserve], xs["replay"],
-                     [row[p] for p in replay], encode_prompts(base, everything), cached)
+                     [row[p] for p in replay], encode_prompts(base, everything), cached, keep)
 
 
 def sample_batch(data: TrainData, segments: tuple[str, ...], n: int, gen: torch.Generator):
@@ -183,7 +186,8 @@ def training_step(unet, capture: AttentionCapture, data: TrainData, cfg: TrainCo
     names = sorted(fac)
     out = StepOutputs(eps=eps, eps_ref=eps_ref, noise=noise, segments=seg, attn=attn, attn_ref=attn_ref,
                       factors=[fac[n] for n in names], prev_a=[ctx["prev_a"].get(n, []) for n in names],
-                      scaling=cfg.lora.scaling)
+                      scaling=cfg.lora.scaling, keep=None if data.keep is None else data.keep.to(dev),
+                      keep_norms=[ctx["keep_norms"][n] for n in names] if ctx["keep_norms"] else [])
     terms = objective.fn(out, ctx["weights"])
     return total(terms, ctx["weights"]), {k: float(v.detach()) for k, v in terms.items()}
 
@@ -279,7 +283,7 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     unet.train()
     ctx = {"device": base.device, "scheduler": DDPMScheduler.from_config(base.pipe.scheduler.config),
            "weights": cfg.loss_weights(), "autocast": lambda: _autocast(cfg.mixed_precision, base.device),
-           "prev_a": _previous_a(parents)}
+           "prev_a": _previous_a(parents), "keep_norms": _keep_norms(unet, data.keep)}
     return Session(unet, data, params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0),
                    torch.Generator().manual_seed(cfg.seed), ctx, AttentionCapture(unet), base_fp)
 
@@ -335,6 +339,19 @@ def train_adapter(base: Base, req: Request, parents: list[Adapter], cfg: TrainCo
         save_adapter(tmp, factors(s.unet, NEW), cfg.lora, record, adapter_card(record))
     shutil.rmtree(ckpt, ignore_errors=True)
     return record
+
+
+@torch.no_grad()
+def _keep_norms(unet, keep: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """||W E^T||_F^2 of each adapted module of theta_{k-1} on the keep token states (the scale of kv_preservation)."""
+    if keep is None:
+        return {}
+    out = {}
+    for name, mod in unet.named_modules():
+        if hasattr(mod, "lora_A") and NEW in mod.lora_A:
+            w = mod.base_layer.weight
+            out[name] = (keep.to(w.device, w.dtype) @ w.T).float().pow(2).sum().clamp_min(1e-12)
+    return out
 
 
 def peak_memory_mb(device: torch.device) -> float:
