@@ -59,8 +59,13 @@ def target_names(unet, spec: LoraSpec) -> list[str]:
     return sorted(n for n, m in unet.named_modules() if n.endswith(suffixes) and isinstance(m, torch.nn.Linear))
 
 
-def fingerprint(unet, spec: LoraSpec) -> str:
-    """sha256 of the base weights the adapter touches (names + fp16 bytes, so fp32 and fp16 loads agree)."""
+FINGERPRINT_SPEC = LoraSpec(targets=TARGET_CHOICES)
+
+
+def fingerprint(unet, spec: LoraSpec = FINGERPRINT_SPEC) -> str:
+    """sha256 of the base weights adapters touch: every cross-attention projection (q, k, v, out), whatever
+    this adapter's targets, so adapters with different --targets on one base share a fingerprint.
+    Names + fp16 bytes, so fp32 and fp16 loads of the same weights agree."""
     h = hashlib.sha256()
     modules = dict(unet.named_modules())
     for name in target_names(unet, spec):

@@ -268,12 +268,13 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     if cfg.method not in OBJECTIVES:
         raise DugeError(f"Unknown method {cfg.method!r}.", f"Choose one of: {', '.join(OBJECTIVES)}.")
     unet = base.pipe.unet
-    base_fp = fingerprint(unet, cfg.lora)
+    base_fp = fingerprint(unet)
     check_parents(parents, base_fp, target_names(unet, cfg.lora))
     earlier = [Request.from_dict(p.record["request"]) for p in parents if "request" in p.record]
     merge_into(unet, parents)                                  # theta_{k-1}
     data = make_data(base, req, earlier, parents, base_fp, cfg, cache, progress)
     unet.requires_grad_(False)
+    torch.manual_seed(cfg.seed)                                # peft draws A from the global RNG
     attach(unet, cfg.lora, NEW)                                # B = 0: exactly theta_{k-1}
     params = [p for n, p in unet.named_parameters() if f".{NEW}." in n]
     for p in params:

@@ -20,10 +20,10 @@ def random_adapter(base, folder, seed, concept, rank=4, alpha=4.0, parents=()):
     weights = {}
     for name in target_names(base.pipe.unet, spec):
         lin = modules[name]
-        weights[name] = (torch.randn(rank, lin.in_features, generator=g) * 0.1,
-                         torch.randn(lin.out_features, rank, generator=g) * 0.1)
+        weights[name] = (torch.randn(rank, lin.in_features, generator=g) * 0.05,
+                         torch.randn(lin.out_features, rank, generator=g) * 0.05)
     record = {"request": {"concept": concept}, "base": {"name": base.name, "source": base.source,
-                                                        "fingerprint": fingerprint(base.pipe.unet, spec)},
+                                                        "fingerprint": fingerprint(base.pipe.unet)},
               "parents": list(parents), "lora": {"targets": ["k", "v"]}}
     save_adapter(folder, weights, spec, record, f"# {concept}\n")
     return folder
@@ -47,9 +47,13 @@ def stacked(name, paths, weights=None):
 def test_merged_equals_stacked_and_cat_equals_stack(world):
     name, root, paths = world
     ref = stacked(name, paths, [1.0, 0.5, -0.25])
+    assert (ref - stacked(name, [])).abs().max() > 1e-3          # the adapters change the output
     items = load_items([f"{paths[0]}", f"{paths[1]}:0.5", f"{paths[2]}:-0.25"])
     source = load_base(name, device="cpu").source
-    for method, fmt, tol in (("sum", "unet", 1e-5), ("sum", "pipeline", 1e-5), ("cat", "lora", 1e-6)):
+    # the floors hold on the toy model; the tiny random UNet amplifies float32 rounding of the
+    # different summation order of cat (one rank-12 LoRA) vs the stack (three rank-4) to ~1.2e-6
+    cat_tol = 1e-6 if name == "toy" else 2e-6
+    for method, fmt, tol in (("sum", "unet", 1e-5), ("sum", "pipeline", 1e-5), ("cat", "lora", cat_tol)):
         out = root / f"{method}-{fmt}" if fmt == "pipeline" else root / f"{method}-{fmt}.safetensors"
         write_output(compose(items, method, fmt), source, out)
         diff = (probe(composed_unet(out, fmt, source, torch.device("cpu"))) - ref).abs().max()
