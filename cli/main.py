@@ -47,14 +47,11 @@ def expand_variadic(argv: list[str]) -> list[str]:
 
 def _quiet_libraries() -> None:
     """Silence what diffusers/transformers print for library authors (loading bars, 'no LoRA keys for the text
-    encoder', 'torchvision not installed'); our own progress bars and messages say what matters."""
-    for var in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
-        os.environ.setdefault(var, "error")
-    import diffusers.utils.logging as dlog
-    import transformers.utils.logging as tlog
-    for lib in (dlog, tlog):
-        lib.set_verbosity_error()
-        lib.disable_progress_bar()
+    encoder', 'torchvision not installed'); our own progress bars say what matters. Environment variables only
+    (read when those libraries are first imported), so a command that never loads a model starts fast."""
+    for var, value in (("DIFFUSERS_VERBOSITY", "error"), ("TRANSFORMERS_VERBOSITY", "error"),
+                       ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
+        os.environ.setdefault(var, value)
 
 
 def main(argv: list[str] | None = None) -> int:

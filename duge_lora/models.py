@@ -67,12 +67,19 @@ def load_base(base: str = "toy", device: str = "auto", dtype: torch.dtype | None
     dev = pick_device(device)
     dtype = dtype or (torch.float16 if dev.type == "cuda" else torch.float32)
     kwargs = dict(dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    from diffusers.utils import logging as dlog
+
+    bars = dlog.is_progress_bar_enabled()
+    dlog.disable_progress_bar()           # the library never prints; callers show their own progress
     try:
         pipe = StableDiffusionPipeline.from_pretrained(source, **kwargs)
     except (OSError, ValueError, EnvironmentError) as exc:
         where = "the Hub" if is_hub else source
         raise BaseNotFound(f"Could not load the base {base!r} from {where}: {str(exc).splitlines()[0]}",
                            "Check the id and your network (HF_HUB_OFFLINE=1 forbids downloads), or use --base toy.") from exc
+    finally:
+        if bars:
+            dlog.enable_progress_bar()
     pipe.set_progress_bar_config(disable=True)
     pipe.to(dev)
     toyish = is_toy_world(pipe)
