@@ -98,13 +98,10 @@ def manifest(items: list[Item], method: str, fmt: str, extra: dict | None = None
 
 # ----------------------------------------------------------------------------- the maths
 def summed_delta(items: list[Item], module: str, device: torch.device) -> torch.Tensor:
-    """sum_i w_i Delta_W_i for one module, float32 on `device`."""
-    total = None
-    for it in items:
-        a, b = it.adapter.weights[module]
-        d = it.weight * delta_w(a.to(device), b.to(device), it.adapter.spec.scaling)
-        total = d if total is None else total + d
-    return total
+    """sum_i w_i Delta_W_i for one module, float32 on `device`, as one product [w_1 s_1 B_1 | ...] @ [A_1; ...]."""
+    a = torch.cat([it.adapter.weights[module][0].float() for it in items], 0).to(device)
+    b = torch.cat([it.weight * it.adapter.spec.scaling * it.adapter.weights[module][1].float() for it in items], 1).to(device)
+    return b @ a
 
 
 def cat_factors(items: list[Item]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import platform
 import tempfile
 import time
@@ -50,18 +52,30 @@ def main() -> None:
         w = {n: (torch.randn(4, m.in_features, generator=g) * 0.01, torch.randn(m.out_features, 4, generator=g) * 0.01) for n, m in mods.items()}
         save_adapter(tmp / f"a{i}", w, spec, {"request": {"concept": f"c{i}"}, "base": {"fingerprint": "sd15-random"}}, "")
     src = tmp / "base/unet/diffusion_pytorch_model.safetensors"
+    def synced(path: Path) -> None:        # count the write to disk, not just to the page cache
+        fd = os.open(path, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+
     times = {"load_save": [], "compose": []}
     for r in range(args.repeats):
-        t = time.perf_counter()
-        save_file(load_file(str(src)), str(tmp / f"copy{r}.safetensors"))
-        times["load_save"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        items = [Item(read_adapter(tmp / f"a{i}")) for i in range(args.adapters)]
-        write_output(compose(items, "sum", "unet", device=dev), str(tmp / "base"), tmp / f"merged{r}.safetensors")
-        times["compose"].append(time.perf_counter() - t)
-    best = {k: min(v) for k, v in times.items()}
+        for job in (("load_save", "compose") if r % 2 else ("compose", "load_save")):   # alternate the order
+            t = time.perf_counter()
+            if job == "load_save":
+                save_file(load_file(str(src)), str(tmp / f"copy{r}.safetensors"))
+                synced(tmp / f"copy{r}.safetensors")
+            else:
+                items = [Item(read_adapter(tmp / f"a{i}")) for i in range(args.adapters)]
+                write_output(compose(items, "sum", "unet", device=dev), str(tmp / "base"), tmp / f"merged{r}.safetensors")
+                synced(tmp / f"merged{r}.safetensors")
+            times[job].append(time.perf_counter() - t)
+        (tmp / f"copy{r}.safetensors").unlink()
+        (tmp / f"merged{r}.safetensors").unlink()
+    best = {k: statistics.median(v) for k, v in times.items()}
+    import shutil
+    shutil.rmtree(tmp)
     print(json.dumps({"unet_parameters": params, "adapters": args.adapters, "modules_per_adapter": len(mods),
-                      "device": str(dev), "seconds": times, "best": best, "ratio": best["compose"] / best["load_save"],
+                      "device": str(dev), "seconds": times, "median": best, "ratio_of_medians": best["compose"] / best["load_save"],
                       "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
                       "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=1))
 
