@@ -312,28 +312,24 @@ def composed_unet(output: Path, fmt: str, base_source: str, device: torch.device
 
 
 # ----------------------------------------------------------------------------- the API the command mirrors
-def verify_output(base: str, items: list[Item], output: Path, fmt: str, device: torch.device) -> float:
-    """Max abs difference of UNet outputs on probe inputs: the composed output vs base + the live peft stack."""
+def verify_output(base: str, items: list[Item], output: Path, fmt: str, device: torch.device,
+                  judge: bool = True, progress=None) -> dict:
+    """Compare the composed output with base + the live peft stack on probe inputs (max abs difference of the
+    UNet's prediction); on a toy-world base also judge each composed concept's UA and the retain accuracies."""
+    from .concepts import Request
+    from .evaluate import evaluate
     from .models import attach_adapters, load_base, probe
 
     live = load_base(base, str(device))
     attach_adapters(live, [str(i.adapter.path) for i in items], [i.weight for i in items])
-    return float((probe(composed_unet(output, fmt, live.source, device)) - probe(live.pipe.unet)).abs().max())
-
-
-def judge_output(base: str, items: list[Item], output: Path, fmt: str, device: torch.device, progress=None) -> dict | None:
-    """On a toy-world base: each composed concept's UA and the retain accuracies of the composed model (n=1)."""
-    from .concepts import Request
-    from .evaluate import evaluate
-    from .models import load_base
-
+    composed = composed_unet(output, fmt, live.source, device)
+    result: dict = {"max_abs_diff": float((probe(composed) - probe(live.pipe.unet)).abs().max())}
     targets = [Request.from_dict(i.adapter.record["request"]) for i in items if i.adapter.record.get("request", {}).get("axis")]
-    b = load_base(base, str(device))
-    if not b.toy_world or not targets:
-        return None
-    b.pipe.unet = composed_unet(output, fmt, b.source, device)
-    r = evaluate(b, n=1, targets=targets, progress=progress)
-    return {"targets": r.targets, "ua_prev": r.ua_prev, "ira": r.ira, "cra": r.cra, "accuracy": r.accuracy}
+    if judge and live.toy_world and targets:
+        live.pipe.unet = composed                      # the composed model, judged like any other
+        r = evaluate(live, n=1, targets=targets, progress=progress)
+        result["judge"] = {"targets": r.targets, "ua_prev": r.ua_prev, "ira": r.ira, "cra": r.cra, "accuracy": r.accuracy}
+    return result
 
 
 def compose_adapters(adapters: list[str], output: str | Path, base: str = "toy", method: str = "sum",
@@ -359,11 +355,7 @@ def compose_adapters(adapters: list[str], output: str | Path, base: str = "toy",
         result["relative_error"] = round(comp.relative_error, 6)
     result["seconds"] = round(time.time() - t0, 3)
     if verify:
-        result["max_abs_diff"] = verify_output(base, items, output, fmt, device)
-        if judge:
-            judged = judge_output(base, items, output, fmt, device, progress)
-            if judged:
-                result["judge"] = judged
+        result |= verify_output(base, items, output, fmt, device, judge, progress)
     return result
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,7 +136,9 @@ def attach_adapters(base: Base, adapters: list[str], weights: list[float] | None
         read_adapter(p)          # refuses missing, pickle and corrupt files with a clear message
         name = f"a{i}"
         try:
-            base.pipe.load_lora_weights(str(p), adapter_name=name)
+            with warnings.catch_warnings():   # peft warns on every adapter after the first: stacking is the point
+                warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                base.pipe.load_lora_weights(str(p), adapter_name=name)
         except Exception as exc:  # diffusers raises many kinds for a bad file
             raise DugeError(f"Could not load the adapter {path}: {str(exc).splitlines()[0]}",
                             "Pass a folder or .safetensors file written by `duge-lora train`.") from exc
