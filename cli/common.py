@@ -14,7 +14,7 @@ out = Console(soft_wrap=True)                    # results (stdout)
 err = Console(stderr=True, soft_wrap=True)         # progress, notes and errors (stderr)
 
 BaseOpt = Annotated[str, typer.Option("--base", help="Base model: 'toy' (the embedded default), a local diffusers folder, or a Hub id.")]
-AdaptersOpt = Annotated[Optional[list[str]], typer.Option("--adapters", help="LoRA adapters to stack on the base, in order (folders or .safetensors files).")]
+AdaptersOpt = Annotated[Optional[list[str]], typer.Option("--adapters", help="Adapters to apply to the base, in order, each optionally ADAPTER:WEIGHT (merged in memory, as `compose` does).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same images.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]

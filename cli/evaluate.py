@@ -9,7 +9,8 @@ from rich.table import Table
 from duge_lora.adapter import read_adapter
 from duge_lora.concepts import Request, make_request
 from duge_lora.evaluate import evaluate
-from duge_lora.models import attach_adapters, load_base
+from duge_lora.compose import apply_to_base, parse_item
+from duge_lora.models import load_base
 
 from .common import AdaptersOpt, BaseOpt, DeviceOpt, JsonOpt, SeedOpt, emit_json, note, out, progress_bar
 
@@ -43,9 +44,10 @@ def eval_command(
     if concept:
         targets = [make_request(c, b.toy_world) for c in concept]
     else:
-        records = [read_adapter(a).record for a in adapters or []]
+        records = [read_adapter(parse_item(a)[0]).record for a in adapters or []]
         targets = [Request.from_dict(r["request"]) for r in records if "request" in r]
-    attach_adapters(b, adapters or [])
+    if adapters:
+        apply_to_base(b, adapters)
     note(f"base: {b.name} ({b.source})" + (f", adapters: {', '.join(adapters)}" if adapters else "")
          + (f"; targets: {', '.join(t.concept for t in targets)}" if targets else ""))
     with progress_bar("generating", quiet=json_) as bar:

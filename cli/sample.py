@@ -10,7 +10,8 @@ import typer
 from duge_lora.generate import generate, grid, side_by_side
 from duge_lora.errors import DugeError
 from duge_lora.io import atomic_path, check_output
-from duge_lora.models import attach_adapters, check_prompts, load_base
+from duge_lora.compose import apply_to_base
+from duge_lora.models import check_prompts, load_base
 
 from .common import AdaptersOpt, BaseOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt, SeedOpt, emit_json, note, progress_bar
 
@@ -56,7 +57,8 @@ def sample(
     if compare:
         with progress_bar("base", quiet=json_) as bar:
             before = run(bar)
-    attach_adapters(b, adapters or [])
+    if adapters:
+        apply_to_base(b, adapters)
     note(f"base: {b.name} ({b.source})" + (f", adapters: {', '.join(adapters)}" if adapters else ""))
     with progress_bar("sampling", quiet=json_) as bar:
         images = run(bar)

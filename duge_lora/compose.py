@@ -372,3 +372,24 @@ def remove_adapter(model: str | Path, adapter: str | Path, output: str | Path, b
     return {"output": str(output), "method": "remove", "format": comp.manifest["output_format"],
             "adapters": comp.manifest["adapters"], "removed": str(adapter), "manifest": comp.manifest,
             "seconds": round(time.time() - t0, 3)}
+
+
+@torch.no_grad()
+def apply_to_base(base, adapters: list[str]) -> Composition:
+    """Merge adapters ('path[:weight]', in order) into a loaded base's UNet, in memory: the stack that sample,
+    eval and the benchmark use. Same checks and the same sum as `compose`; refuses adapters of another base."""
+    from .adapter import fingerprint
+
+    items = load_items(adapters)
+    comp = compose(items, "sum", "unet", device=base.device)
+    fp = fingerprint(base.pipe.unet)
+    for it in items:
+        theirs = it.adapter.record.get("base", {}).get("fingerprint")
+        if theirs and theirs != fp:
+            raise DugeError(f"{it.adapter.path} was trained for another base (fingerprint {theirs}; {base.name!r} is {fp}).",
+                            "Use the --base it was trained on.")
+    modules = dict(base.pipe.unet.named_modules())
+    for name, d in comp.deltas.items():
+        w = modules[name].weight
+        w.add_(d.to(w.device, w.dtype))
+    return comp

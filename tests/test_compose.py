@@ -152,3 +152,25 @@ def test_lineage_warnings(tmp_path, tiny_sd):
     assert len(missing) == 1 and "not in this composition" in missing[0]
     late = check_items(load_items([str(second), str(tmp_path / "first")]))
     assert len(late) == 1 and "comes later" in late[0]
+
+
+def test_sample_and_eval_stacks_are_compose_sums(world, tmp_path):
+    """apply_to_base (what sample/eval use) equals the live peft stack; foreign adapters are refused."""
+    from duge_lora.compose import apply_to_base
+    name, root, paths = world
+    ref = stacked(name, paths, [1.0, 0.5, 1.0])
+    base = load_base(name, device="cpu")
+    apply_to_base(base, [paths[0], f"{paths[1]}:0.5", paths[2]])
+    assert (probe(base.pipe.unet) - ref).abs().max() <= 1e-5
+    other = "toy" if name != "toy" else None
+    if other:
+        with pytest.raises(DugeError, match="another base"):
+            apply_to_base(load_base(other, device="cpu"), [paths[0]])
+
+
+def test_sample_with_weighted_adapters(tmp_path, capsys):
+    base = load_base("toy", device="cpu")
+    adapter = random_adapter(base, tmp_path / "a", 0, "c0")
+    out = tmp_path / "g.png"
+    code = main(["sample", "a red solid circle", "-n", "1", "-o", str(out), "--adapters", f"{adapter}:0.5", "--compare"])
+    assert code == 0 and out.exists(), capsys.readouterr().err
