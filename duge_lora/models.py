@@ -69,9 +69,11 @@ def load_base(base: str = "toy", device: str = "auto", dtype: torch.dtype | None
     dtype = dtype or (torch.float16 if dev.type == "cuda" else torch.float32)
     kwargs = dict(dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
 
-    bars = dlog.is_progress_bar_enabled()
-    dlog.disable_progress_bar()           # the library never prints; callers show their own progress
+    bars = [(lib, lib.is_progress_bar_enabled()) for lib in (dlog, tlog)]
+    for lib, _ in bars:
+        lib.disable_progress_bar()        # the library never prints; callers show their own progress
     try:
         pipe = StableDiffusionPipeline.from_pretrained(source, **kwargs)
     except (OSError, ValueError, EnvironmentError) as exc:
@@ -79,8 +81,9 @@ def load_base(base: str = "toy", device: str = "auto", dtype: torch.dtype | None
         raise BaseNotFound(f"Could not load the base {base!r} from {where}: {str(exc).splitlines()[0]}",
                            "Check the id and your network (HF_HUB_OFFLINE=1 forbids downloads), or use --base toy.") from exc
     finally:
-        if bars:
-            dlog.enable_progress_bar()
+        for lib, was_on in bars:
+            if was_on:
+                lib.enable_progress_bar()
     pipe.set_progress_bar_config(disable=True)
     pipe.to(dev)
     toyish = is_toy_world(pipe)
