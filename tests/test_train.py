@@ -1,6 +1,5 @@
 """Training one adapter: exact start, plain-diffusers round trip, cache, resume, loss terms, errors."""
 import json
-import shutil
 
 import pytest
 import torch
@@ -8,7 +7,6 @@ from safetensors.torch import load_file, save_file
 
 from duge_lora.adapter import LoraSpec, attach, read_adapter
 from duge_lora.concepts import make_request
-from duge_lora.errors import DugeError
 from duge_lora.merge import merge_into
 from duge_lora.models import load_base
 from duge_lora.train import NEW, TrainConfig, TrainingStopped, partial_dir, prepare, train_adapter, training_step
