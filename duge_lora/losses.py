@@ -84,6 +84,7 @@ class StepOutputs:
     keep_norms: list[Tensor] = field(default_factory=list)              # ||W E^T||_F^2 per module
     scaling: float = 1.0
     eps_uncond_ref: Tensor | None = None  # frozen eps with the empty prompt on anchor rows (ESD)
+    eps_target_ref: Tensor | None = None  # frozen eps with the target prompt on anchor rows (ESD)
 
 
 def _seg(x: Tensor, out: StepOutputs, name: str) -> Tensor:
@@ -114,11 +115,31 @@ def naive(out: StepOutputs, w: dict[str, float]) -> dict[str, Tensor]:
             "ca_eps": mse_per_sample(_seg(out.eps, out, "anchor"), _seg(out.eps_ref, out, "anchor")).mean()}
 
 
+def l2sp(out: StepOutputs, w: dict[str, float]) -> dict[str, Tensor]:
+    """Baseline: naive + ||Delta_W_k||_F^2 (L2-SP, Li et al. 2018; the CUIG paper's strongest simple regulariser)."""
+    return naive(out, w) | {"drift": drift(out.factors, out.scaling)}
+
+
+def ablate(out: StepOutputs, w: dict[str, float]) -> dict[str, Tensor]:
+    """Baseline: Concept Ablation, model-based (Kumari et al. 2023, eq. 3):
+    ||eps_theta(x_t, c_target) - sg eps_theta_{k-1}(x_t, c_anchor)||^2, on the noise prediction only."""
+    return {"ca_eps": mse_per_sample(_seg(out.eps, out, "anchor"), _seg(out.eps_ref, out, "anchor")).mean()}
+
+
+def esd(out: StepOutputs, w: dict[str, float]) -> dict[str, Tensor]:
+    """Baseline: ESD-x (Gandikota et al. 2023, eq. 7): eps_theta(x_t, c) -> eps_0(x_t) - eta (eps_0(x_t, c) - eps_0(x_t)),
+    eps_0 the frozen previous model, c the target prompt, eta = w["esd_eta"] (default 1)."""
+    eta = w.get("esd_eta", 1.0)
+    target = out.eps_uncond_ref - eta * (out.eps_target_ref - out.eps_uncond_ref)
+    return {"esd": mse_per_sample(_seg(out.eps, out, "anchor"), target).mean()}
+
+
 @dataclass(frozen=True)
 class Objective:
     fn: Callable[[StepOutputs, dict], dict[str, Tensor]]
     segments: tuple[str, ...]        # which data segments the step must compute
     weights: dict = field(default_factory=dict)    # default weight per term
+    extra_refs: tuple[str, ...] = ()  # frozen passes on anchor rows besides the anchor prompt: "target", "uncond"
 
 
 DEFAULT_WEIGHTS = {"ca_attn": 1.0, "ca_eps": 1.0, "pp": 1.0, "drift": 1e-3, "overlap": 0.1, "replay": 1.0, "keep": 1.0}
@@ -127,6 +148,9 @@ DEFAULT_WEIGHTS = {"ca_attn": 1.0, "ca_eps": 1.0, "pp": 1.0, "drift": 1e-3, "ove
 OBJECTIVES: dict[str, Objective] = {
     "duge": Objective(duge, ("anchor", "preserve", "replay"), dict(DEFAULT_WEIGHTS)),
     "naive": Objective(naive, ("anchor",), {"ca_attn": 1.0, "ca_eps": 1.0}),
+    "l2sp": Objective(l2sp, ("anchor",), {"ca_attn": 1.0, "ca_eps": 1.0, "drift": 1e-2}),
+    "ablate": Objective(ablate, ("anchor",), {"ca_eps": 1.0}),
+    "esd": Objective(esd, ("anchor",), {"esd": 1.0, "esd_eta": 1.0}, extra_refs=("target", "uncond")),
 }
 
 

@@ -103,6 +103,7 @@ class TrainData:
     emb: torch.Tensor                    # (P, L, D) text embeddings of every distinct prompt
     cached: dict[str, bool]
     keep: torch.Tensor | None = None     # (N, D) token states of every prompt to keep (preserve + replay + generic)
+    uncond: torch.Tensor | None = None   # (1, L, D) the empty prompt's states
 
 
 @torch.no_grad()
@@ -137,7 +138,7 @@ def make_data(base: Base, req: Request, earlier: list[Request], parents: list[Ad
     keep_prompts = sorted(set(sets.preserve) | set(sets.replay) | set(sets.keep))
     keep = encode_prompts(base, keep_prompts).flatten(0, 1) if keep_prompts else None
     return TrainData(xs["anchor"], pairs, xs["preserve"], [row[p] for p in preserve], xs["replay"],
-                     [row[p] for p in replay], encode_prompts(base, everything), cached, keep)
+                     [row[p] for p in replay], encode_prompts(base, everything), cached, keep, encode_prompts(base, [""]))
 
 
 def sample_batch(data: TrainData, segments: tuple[str, ...], n: int, gen: torch.Generator):
@@ -163,6 +164,16 @@ def sample_batch(data: TrainData, segments: tuple[str, ...], n: int, gen: torch.
     return torch.cat(x), e_train, e_ref, seg
 
 
+def _extra_refs(unet, kinds: tuple[str, ...], xt, t, seg: dict, e_train: list[int], data: TrainData, dev) -> dict:
+    """Frozen predictions on the anchor rows under the target prompt and/or the empty prompt (ESD needs both)."""
+    rows = seg["anchor"]
+    out = {}
+    for kind in kinds:
+        emb = data.emb[e_train[rows]] if kind == "target" else data.uncond.expand(rows.stop - rows.start, -1, -1)
+        out[kind] = unet(xt[rows], t[rows], encoder_hidden_states=emb.to(dev)).sample
+    return out
+
+
 def training_step(unet, capture: AttentionCapture, data: TrainData, cfg: TrainConfig, ctx: dict, gen: torch.Generator):
     """One optimisation step's forward passes and losses: returns (loss, per-term floats)."""
     objective = OBJECTIVES[cfg.method]
@@ -178,7 +189,10 @@ def training_step(unet, capture: AttentionCapture, data: TrainData, cfg: TrainCo
             capture.enabled = True
             eps_ref = unet(xt, t, encoder_hidden_states=data.emb[e_ref].to(dev)).sample
             attn_ref = capture.take(seg.get("anchor", slice(0, 0)))
+            capture.enabled = False
+            extra = _extra_refs(unet, objective.extra_refs, xt, t, seg, e_train, data, dev)
             unet.enable_adapters()
+            capture.enabled = True
         eps = unet(xt, t, encoder_hidden_states=data.emb[e_train].to(dev)).sample
         attn = capture.take(seg.get("anchor", slice(0, 0)))
         capture.enabled = False
@@ -187,7 +201,8 @@ def training_step(unet, capture: AttentionCapture, data: TrainData, cfg: TrainCo
     out = StepOutputs(eps=eps, eps_ref=eps_ref, noise=noise, segments=seg, attn=attn, attn_ref=attn_ref,
                       factors=[fac[n] for n in names], prev_a=[ctx["prev_a"].get(n, []) for n in names],
                       scaling=cfg.lora.scaling, keep=None if data.keep is None else data.keep.to(dev),
-                      keep_norms=[ctx["keep_norms"][n] for n in names] if ctx["keep_norms"] else [])
+                      keep_norms=[ctx["keep_norms"][n] for n in names] if ctx["keep_norms"] else [],
+                      eps_uncond_ref=extra.get("uncond"), eps_target_ref=extra.get("target"))
     terms = objective.fn(out, ctx["weights"])
     return total(terms, ctx["weights"]), {k: float(v.detach()) for k, v in terms.items()}
 

@@ -202,3 +202,14 @@ def test_trains_on_a_tiny_sd_architecture_base(tiny_sd, tmp_path, cache):
                         tmp_path / "horse", cache=cache)
     assert rec["request"]["axis"] is None and rec["base"]["source"] == tiny_sd
     assert read_adapter(tmp_path / "horse").spec.targets == ("k", "v")
+
+
+@pytest.mark.parametrize("method, terms", [("naive", {"ca_attn", "ca_eps"}), ("l2sp", {"ca_attn", "ca_eps", "drift"}),
+                                           ("ablate", {"ca_eps"}), ("esd", {"esd"})])
+def test_baseline_objectives_train_two_steps(method, terms, tmp_path, cache):
+    """The baselines are registry entries: the same loop, data and adapter shape."""
+    rec = train_adapter(load_base("toy", device="cpu"), make_request("triangle", True), [],
+                        TrainConfig(method=method, **FAST), tmp_path / method, cache=cache)
+    assert rec["method"] == method and set(rec["final_losses"]) == terms | {"loss"}
+    assert rec["final_losses"]["loss"] > 0
+    assert read_adapter(tmp_path / method).record["method"] == method
