@@ -174,3 +174,14 @@ def test_sample_with_weighted_adapters(tmp_path, capsys):
     out = tmp_path / "g.png"
     code = main(["sample", "a red solid circle", "-n", "1", "-o", str(out), "--adapters", f"{adapter}:0.5", "--compare"])
     assert code == 0 and out.exists(), capsys.readouterr().err
+
+
+def test_reference_adapters_fit_the_shipped_toy_model():
+    from pathlib import Path
+
+    from duge_lora.compose import apply_to_base
+    from duge_lora.stack import stack_members
+    members = stack_members(Path(__file__).parent.parent / "adapters" / "toy")
+    assert [m.name for m in members] == ["circle", "red", "mickey-mouse"]
+    comp = apply_to_base(load_base("toy", device="cpu"), [str(m) for m in members])
+    assert comp.warnings == []            # each one's parents come before it
