@@ -10,7 +10,7 @@ from duge_lora.adapter import LoraSpec, read_adapter
 from duge_lora.concepts import make_request
 from duge_lora.errors import DugeError
 from duge_lora.io import check_output
-from duge_lora.losses import OBJECTIVES
+from duge_lora.train import METHODS
 from duge_lora.models import load_base
 from duge_lora.stack import append_to_stack, slug, stack_members
 from duge_lora.train import TrainConfig, partial_dir, train_adapter
@@ -50,7 +50,7 @@ def train(
     after: Annotated[Optional[list[str]], typer.Option("--after", help="Earlier adapters, in the order they were trained.")] = None,
     stack: Annotated[Optional[Path], typer.Option("--stack", help="A stack folder: train on all its adapters, then append this one.")] = None,
     base: BaseOpt = "toy",
-    method: Annotated[str, typer.Option("--method", help=f"Objective: {', '.join(OBJECTIVES)}.")] = "duge",
+    method: Annotated[str, typer.Option("--method", help=f"Objective: {', '.join(METHODS)} (uce: closed form, no training).")] = "duge",
     rank: Annotated[int, typer.Option("--rank", help="LoRA rank.")] = 4,
     alpha: Annotated[Optional[float], typer.Option("--alpha", help="LoRA alpha (default: the rank, so scaling 1).")] = None,
     targets: Annotated[str, typer.Option("--targets", help="Cross-attention projections to adapt: k,v,q,out.")] = "k,v",

@@ -29,6 +29,8 @@ from .merge import merge_into
 from .models import Base
 
 NEW = "duge_new"        # peft name of the adapter being trained
+CLOSED_FORM = ("uce",)  # methods that compute the adapter without training
+METHODS = (*OBJECTIVES, *CLOSED_FORM)
 Progress = Callable[[str, int, int, dict], None]
 
 
@@ -52,7 +54,7 @@ class TrainConfig:
     max_prompts: int = 64                # per data set
 
     def loss_weights(self) -> dict:
-        return dict(OBJECTIVES[self.method].weights) | (self.weights or {})
+        return dict(OBJECTIVES[self.method].weights if self.method in OBJECTIVES else {}) | (self.weights or {})
 
 
 def check_parents(parents: list[Adapter], base_fp: str, names: list[str]) -> None:
@@ -281,7 +283,7 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
 
     progress = progress or (lambda *a: None)
     if cfg.method not in OBJECTIVES:
-        raise DugeError(f"Unknown method {cfg.method!r}.", f"Choose one of: {', '.join(OBJECTIVES)}.")
+        raise DugeError(f"Unknown method {cfg.method!r}.", f"Choose one of: {', '.join(METHODS)}.")
     unet = base.pipe.unet
     base_fp = fingerprint(unet)
     check_parents(parents, base_fp, target_names(unet, cfg.lora))
@@ -340,6 +342,8 @@ def train_adapter(base: Base, req: Request, parents: list[Adapter], cfg: TrainCo
     keeping a checkpoint in partial_dir(output) that `resume=True` continues from.
     """
     t0, progress = time.time(), progress or (lambda *a: None)
+    if cfg.method in CLOSED_FORM:
+        return closed_form(base, req, parents, cfg, output)
     s = prepare(base, req, parents, cfg, cache, progress)
     ckpt, config_id = partial_dir(output), _config_id(cfg, req, parents, s.base_fp)
     start = load_checkpoint(ckpt, s.params, s.opt, s.gen, config_id) if resume and (ckpt / "state.json").exists() else 0
@@ -348,7 +352,7 @@ def train_adapter(base: Base, req: Request, parents: list[Adapter], cfg: TrainCo
         history = optimise(s, cfg, start, ckpt, config_id, progress)
     finally:
         s.capture.close()
-    record = _record(base, req, parents, cfg, s.base_fp, history, time.time() - t0, s.data)
+    record = _record(base, req, parents, cfg, s.base_fp, history, time.time() - t0, _data_info(s.data))
     record["seconds_per_step"] = round((time.time() - t_loop) / max(1, len(history)), 4)
     record["peak_mb"] = peak_memory_mb(base.device)
     with atomic_path(output) as tmp:
@@ -386,8 +390,13 @@ def _previous_a(parents: list[Adapter]) -> dict[str, list[torch.Tensor]]:
     return prev
 
 
+def _data_info(data: TrainData) -> dict:
+    return {"anchor_latents": len(data.anchor_x), "target_pairs": len(data.pairs),
+            "preserve_latents": len(data.preserve_e), "replay_latents": len(data.replay_e), "cached": data.cached}
+
+
 def _record(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, base_fp: str,
-            history: list[dict], seconds: float, data: TrainData) -> dict:
+            history: list[dict], seconds: float, data_info: dict) -> dict:
     tail = history[-20:]
     final = {k: sum(h[k] for h in tail) / len(tail) for k in tail[0]} if tail else {}
     return {
@@ -402,9 +411,39 @@ def _record(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
         "lora": spec_dict(cfg.lora),
         "base": {"name": base.name, "source": base.source, "fingerprint": base_fp},
         "parents": [{"order": i + 1, "concept": p.concept, "sha256": p.sha256, "path": str(p.path)} for i, p in enumerate(parents)],
-        "data": {"anchor_latents": len(data.anchor_x), "target_pairs": len(data.pairs),
-                 "preserve_latents": len(data.preserve_e), "replay_latents": len(data.replay_e), "cached": data.cached},
+        "data": data_info,
         "seconds": round(seconds, 1),
         "final_losses": {k: round(v, 6) for k, v in final.items()},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+@torch.no_grad()
+def closed_form(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, output: Path) -> dict:
+    """The UCE baseline (uce.py): the edit of every adapted map in closed form on theta_{k-1}, as a LoRA."""
+    from .uce import low_rank, uce_delta
+
+    t0, unet = time.time(), base.pipe.unet
+    base_fp = fingerprint(unet)
+    names = target_names(unet, cfg.lora)
+    check_parents(parents, base_fp, names)
+    merge_into(unet, parents)
+    earlier = [Request.from_dict(p.record["request"]) for p in parents if "request" in p.record]
+    sets = prompt_sets(req, earlier, base.toy_world, cfg.seed)
+    c = encode_prompts(base, sets.target).flatten(0, 1)            # (N, d) target token states
+    a = encode_prompts(base, sets.anchor).flatten(0, 1)            # (N, d) paired anchor token states
+    keep = sorted(set(sets.preserve) | set(sets.replay) | set(sets.keep))
+    p = encode_prompts(base, keep).flatten(0, 1)
+    lam = cfg.loss_weights().get("uce_lambda", 1.0)
+    modules, weights, err = dict(unet.named_modules()), {}, []
+    for name in names:
+        w = modules[name].weight.float()
+        delta = uce_delta(w, c.to(w.device), a.to(w.device), p.to(w.device), lam)
+        weights[name] = low_rank(delta, cfg.lora.rank, cfg.lora.scaling)
+        err.append(float(torch.linalg.norm(delta - cfg.lora.scaling * weights[name][1] @ weights[name][0]) / torch.linalg.norm(delta).clamp_min(1e-12)))
+    info = {"target_tokens": len(c), "keep_tokens": len(p), "svd_relative_error_max": round(max(err), 6)}
+    record = _record(base, req, parents, cfg, base_fp, [], time.time() - t0, info)
+    record["loss_weights"] = {"uce_lambda": lam}
+    with atomic_path(output) as tmp:
+        save_adapter(tmp, weights, cfg.lora, record, adapter_card(record))
+    return record

@@ -213,3 +213,14 @@ def test_baseline_objectives_train_two_steps(method, terms, tmp_path, cache):
     assert rec["method"] == method and set(rec["final_losses"]) == terms | {"loss"}
     assert rec["final_losses"]["loss"] > 0
     assert read_adapter(tmp_path / method).record["method"] == method
+
+
+def test_uce_closed_form_baseline(tmp_path):
+    """UCE: no training, an adapter whose truncation error is reported, loadable like any other."""
+    base = load_base("toy", device="cpu")
+    before = probe(base.pipe.unet)
+    rec = train_adapter(base, make_request("circle", True), [], TrainConfig(method="uce"), tmp_path / "uce")
+    assert rec["method"] == "uce" and rec["data"]["target_tokens"] > 0 and 0 <= rec["data"]["svd_relative_error_max"] < 1
+    fresh = load_base("toy", device="cpu")
+    merge_into(fresh.pipe.unet, [read_adapter(tmp_path / "uce")])
+    assert (probe(fresh.pipe.unet) - before).abs().max() > 1e-4
