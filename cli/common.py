@@ -40,5 +40,21 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator:
         yield update
 
 
+@contextmanager
+def staged_progress(quiet: bool = False) -> Iterator:
+    """One rich bar per stage on stderr; yields the library's callback progress(stage, step, total, info)."""
+    columns = [TextColumn("[bold]{task.description:13}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+    with Progress(*columns, console=err, disable=quiet) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, step: int, total: int, info: dict) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total, info="")
+            bar.update(tasks[stage], completed=step, total=total,
+                       info="  ".join(f"{k} {v:.3g}" for k, v in info.items()))
+        yield progress
+
+
 def note(message: str) -> None:
     err.print(message, highlight=False)

@@ -11,7 +11,7 @@ from duge_lora import toy as toy_pkg
 from duge_lora.io import check_output
 from duge_lora.toy import world
 
-from .common import JsonOpt, OverwriteOpt, emit_json, err, note, out
+from .common import JsonOpt, OverwriteOpt, emit_json, note, out, staged_progress
 
 app = typer.Typer(help="The embedded toy world and model: rebuild it, find it, list its words.", no_args_is_help=True)
 
@@ -57,23 +57,11 @@ def build(
 
     To replace the shipped model: duge-lora toy build -o "$(dirname "$(duge-lora toy path)")" --overwrite
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from duge_lora.toy.build import BuildConfig, build as run_build
 
     check_output(output, overwrite)
     cfg = BuildConfig(seed=seed, n_train=n_train, judge_steps=judge_steps, vae_steps=vae_steps, unet_steps=unet_steps)
-    columns = [TextColumn("[bold]{task.description:6}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
-    with Progress(*columns, console=err) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, step: int, total: int, info: dict) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total, info="")
-            text = "  ".join(f"{k} {v:.4g}" for k, v in info.items())
-            bar.update(tasks[stage], completed=step, total=total, info=text)
-
+    with staged_progress() as progress:
         report = run_build(output, work, cfg, progress)
     if json_:
         emit_json(report)

@@ -15,7 +15,7 @@ from duge_lora.models import load_base
 from duge_lora.stack import append_to_stack, slug, stack_members
 from duge_lora.train import TrainConfig, partial_dir, train_adapter
 
-from .common import BaseOpt, DeviceOpt, JsonOpt, OverwriteOpt, SeedOpt, emit_json, err, note
+from .common import BaseOpt, DeviceOpt, JsonOpt, OverwriteOpt, SeedOpt, emit_json, note, staged_progress
 
 EXAMPLES = """
 
@@ -113,19 +113,7 @@ def _describe(b, req, parents) -> None:
 
 
 def _run(b, req, parents, cfg, output, resume, quiet):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    columns = [TextColumn("[bold]{task.description:13}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
-    with Progress(*columns, console=err, disable=quiet) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, step: int, total: int, info: dict) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total, info="")
-            bar.update(tasks[stage], completed=step, total=total,
-                       info="  ".join(f"{k} {v:.3g}" for k, v in info.items()))
-
+    with staged_progress(quiet) as progress:
         return train_adapter(b, req, parents, cfg, output, resume=resume, progress=progress)
 
 

@@ -97,21 +97,22 @@ def manifest(items: list[Item], method: str, fmt: str, extra: dict | None = None
 
 
 # ----------------------------------------------------------------------------- the maths
+def cat_module(items: list[Item], module: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One module of the weighted stack as one LoRA of scaling 1: A = [A_1; ...; A_n], B = [w_1 s_1 B_1 | ... ]."""
+    a = torch.cat([it.adapter.weights[module][0].float() for it in items], 0)
+    b = torch.cat([it.weight * it.adapter.spec.scaling * it.adapter.weights[module][1].float() for it in items], 1)
+    return a, b
+
+
 def summed_delta(items: list[Item], module: str, device: torch.device) -> torch.Tensor:
-    """sum_i w_i Delta_W_i for one module, float32 on `device`, as one product [w_1 s_1 B_1 | ...] @ [A_1; ...]."""
-    a = torch.cat([it.adapter.weights[module][0].float() for it in items], 0).to(device)
-    b = torch.cat([it.weight * it.adapter.spec.scaling * it.adapter.weights[module][1].float() for it in items], 1).to(device)
-    return b @ a
+    """sum_i w_i Delta_W_i for one module, float32 on `device`, as the single product B_cat @ A_cat."""
+    a, b = cat_module(items, module)
+    return b.to(device) @ a.to(device)
 
 
 def cat_factors(items: list[Item]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """One LoRA equal to the weighted stack: A stacked by rows, B by columns with w_i s_i folded in (scaling 1)."""
-    out = {}
-    for module in items[0].adapter.weights:
-        a = torch.cat([it.adapter.weights[module][0].float() for it in items], 0)
-        b = torch.cat([it.weight * it.adapter.spec.scaling * it.adapter.weights[module][1].float() for it in items], 1)
-        out[module] = (a, b)
-    return out
+    """One LoRA equal to the weighted stack, every module (scaling 1)."""
+    return {module: cat_module(items, module) for module in items[0].adapter.weights}
 
 
 def svd_factors(items: list[Item], rank: int, device: torch.device) -> tuple[dict, float]:

@@ -88,19 +88,8 @@ class PromptSets:
     keep: list[str] = field(default_factory=list)     # every other prompt whose keys/values must not move
 
 
-def _slot(axis: str) -> str:
-    return "subject" if axis in ("object", "character") else axis
-
-
 def _scenes_with(axis: str, concept: str) -> list[world.Scene]:
-    return [s for s in world.all_scenes() if getattr(s, _slot(axis)) == concept]
-
-
-def _swap(scene: world.Scene, axis: str, word: str) -> str:
-    """The scene's canonical prompt with its `axis` word replaced by `word`."""
-    fields = {"subject": scene.subject, "color": scene.color, "style": scene.style}
-    fields[_slot(axis)] = word
-    return f"a {fields['color']} {fields['style']} {fields['subject']}"
+    return [s for s in world.all_scenes() if getattr(s, world.SLOT[axis]) == concept]
 
 
 def toy_prompt_sets(req: Request, earlier: list[Request], seed: int = 0, n_replay: int = 48) -> PromptSets:
@@ -108,8 +97,8 @@ def toy_prompt_sets(req: Request, earlier: list[Request], seed: int = 0, n_repla
     target, anchor = [], []
     for scene in _scenes_with(req.axis, req.concept):
         for word in (req.concept, *req.synonyms):
-            target.append(_swap(scene, req.axis, word))
-            anchor.append(_swap(scene, req.axis, req.anchor))
+            target.append(scene.prompt_with(req.axis, word))
+            anchor.append(scene.prompt_with(req.axis, req.anchor))
     preserve = [s.prompt() for p in req.preserve for s in _scenes_with(world.axis_of(p), world.canonical(p))]
     banned = {req.concept, *(world.canonical(p) for p in req.preserve)} | {e.concept for e in earlier}
     generic = [s.prompt() for s in world.all_scenes() if not banned & {s.subject, s.color, s.style}]
@@ -117,7 +106,7 @@ def toy_prompt_sets(req: Request, earlier: list[Request], seed: int = 0, n_repla
     replay = rng.sample(generic, min(n_replay, len(generic)))
     for e in earlier:
         replay += [s.prompt() for s in _scenes_with(e.axis, e.concept)]
-    keep = [s.prompt() for s in world.all_scenes() if getattr(s, _slot(req.axis)) != req.concept]
+    keep = [s.prompt() for s in world.all_scenes() if getattr(s, world.SLOT[req.axis]) != req.concept]
     return PromptSets(target, anchor, sorted(set(preserve)), replay, keep)
 
 

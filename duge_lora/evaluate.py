@@ -14,7 +14,7 @@ from . import toy
 from .concepts import Request
 from .errors import NotToyWorld
 from .generate import Progress, generate
-from .metrics import SLOT, unlearning_metrics
+from .metrics import unlearning_metrics
 from .models import Base
 from .toy import world
 from .toy.judge import Judge, correct, load_judge
@@ -49,11 +49,8 @@ def eval_prompts(targets: list[Request], scenes: list[world.Scene] | None = None
     items = [(s.prompt(), s, False) for s in scenes]
     for t in targets:
         for s in scenes:
-            if getattr(s, SLOT[t.axis]) != t.concept:
-                continue
-            for syn in t.synonyms:
-                fields = {"subject": s.subject, "color": s.color, "style": s.style} | {SLOT[t.axis]: syn}
-                items.append((f"a {fields['color']} {fields['style']} {fields['subject']}", s, True))
+            if getattr(s, world.SLOT[t.axis]) == t.concept:
+                items += [(s.prompt_with(t.axis, syn), s, True) for syn in t.synonyms]
     return items
 
 

@@ -14,12 +14,12 @@ def delta_w(a: torch.Tensor, b: torch.Tensor, scaling: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def merge_into(unet, adapters, weights: list[float] | None = None, sign: float = 1.0) -> None:
-    """Add sign * sum_i w_i Delta_W_i of each adapter (adapter.Adapter) into the UNet's base weights, in place."""
+def merge_into(unet, adapters, weights: list[float] | None = None) -> None:
+    """Add sum_i w_i Delta_W_i of each adapter (adapter.Adapter) into the UNet's base weights, in place."""
     modules = dict(unet.named_modules())
     weights = weights or [1.0] * len(adapters)
     for adapter, w in zip(adapters, weights):
         for name, (a, b) in adapter.weights.items():
             layer = getattr(modules[name], "base_layer", modules[name])
             d = delta_w(a.to(layer.weight.device), b.to(layer.weight.device), adapter.spec.scaling)
-            layer.weight.add_((sign * w * d).to(layer.weight.dtype))
+            layer.weight.add_((w * d).to(layer.weight.dtype))

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .toy.world import AXES, Scene
-
-SLOT = {"object": "subject", "character": "subject", "color": "color", "style": "style"}
+from .toy.world import AXES, SLOT, Scene
 
 
 def has(scene: Scene, axis: str, concept: str) -> bool:

@@ -276,6 +276,17 @@ class Session:
     base_fp: str
 
 
+def previous_model(base: Base, parents: list[Adapter], cfg: TrainConfig) -> tuple[str, list[Request]]:
+    """Check the parents against the base and merge them into its UNet, in place: theta_{k-1}.
+
+    Returns the base fingerprint (taken before the merge) and the earlier requests, in order."""
+    unet = base.pipe.unet
+    base_fp = fingerprint(unet)
+    check_parents(parents, base_fp, target_names(unet, cfg.lora))
+    merge_into(unet, parents)
+    return base_fp, [Request.from_dict(p.record["request"]) for p in parents if "request" in p.record]
+
+
 def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, cache: Path | None = None,
             progress: Progress | None = None) -> Session:
     """Check the parents, merge them into the base UNet (in place: theta_{k-1}), make the data, attach adapter k."""
@@ -285,10 +296,7 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     if cfg.method not in OBJECTIVES:
         raise DugeError(f"Unknown method {cfg.method!r}.", f"Choose one of: {', '.join(METHODS)}.")
     unet = base.pipe.unet
-    base_fp = fingerprint(unet)
-    check_parents(parents, base_fp, target_names(unet, cfg.lora))
-    earlier = [Request.from_dict(p.record["request"]) for p in parents if "request" in p.record]
-    merge_into(unet, parents)                                  # theta_{k-1}
+    base_fp, earlier = previous_model(base, parents, cfg)
     data = make_data(base, req, earlier, parents, base_fp, cfg, cache, progress)
     unet.requires_grad_(False)
     torch.manual_seed(cfg.seed)                                # peft draws A from the global RNG
@@ -424,11 +432,8 @@ def closed_form(base: Base, req: Request, parents: list[Adapter], cfg: TrainConf
     from .uce import low_rank, uce_delta
 
     t0, unet = time.time(), base.pipe.unet
-    base_fp = fingerprint(unet)
+    base_fp, earlier = previous_model(base, parents, cfg)
     names = target_names(unet, cfg.lora)
-    check_parents(parents, base_fp, names)
-    merge_into(unet, parents)
-    earlier = [Request.from_dict(p.record["request"]) for p in parents if "request" in p.record]
     sets = prompt_sets(req, earlier, base.toy_world, cfg.seed)
     c = encode_prompts(base, sets.target).flatten(0, 1)            # (N, d) target token states
     a = encode_prompts(base, sets.anchor).flatten(0, 1)            # (N, d) paired anchor token states

@@ -114,7 +114,7 @@ def train_judge(images: np.ndarray, scenes: list[world.Scene], cfg: BuildConfig,
         loss.backward()
         opt.step()
         sched.step()
-        progress("judge", step + 1, cfg.judge_steps, {"loss": float(loss)})
+        progress("judge", step + 1, cfg.judge_steps, {"loss": loss.item()})
     return judge.eval()
 
 
@@ -141,7 +141,7 @@ def train_vae(images: np.ndarray, cfg: BuildConfig, progress: Progress):
         opt.step()
         sched.step()
         psnr = 10 * torch.log10(4.0 / F.mse_loss(recon.detach(), x)).item()
-        progress("vae", step + 1, cfg.vae_steps, {"loss": float(loss), "psnr": psnr})
+        progress("vae", step + 1, cfg.vae_steps, {"loss": loss.item(), "psnr": psnr})
     return vae.eval()
 
 
@@ -194,7 +194,7 @@ def train_unet(latents: torch.Tensor, scenes: list[world.Scene], tokenizer, cfg:
         opt.step()
         sched.step()
         _ema_update(ema, params, min(cfg.ema_decay, (1 + step) / (10 + step)))
-        progress("unet", step + 1, cfg.unet_steps, {"loss": float(loss)})
+        progress("unet", step + 1, cfg.unet_steps, {"loss": loss.item()})
     with torch.no_grad():
         for p, e in zip(params, ema):
             p.copy_(e)

@@ -24,6 +24,9 @@ COLORS = ("red", "orange", "yellow", "green", "blue", "purple")
 STYLES = ("solid", "striped", "outlined")
 AXES = ("object", "color", "style", "character")
 
+# which field of a Scene holds each axis
+SLOT = {"object": "subject", "character": "subject", "color": "color", "style": "style"}
+
 # near neighbours: "related non-target" concepts, the default preserve sets of a request
 NEIGHBOURS: dict[str, tuple[str, ...]] = {
     "circle": ("oval", "heart"), "oval": ("circle",), "square": ("diamond", "cross"),
@@ -97,6 +100,11 @@ class Scene:
     def prompt(self) -> str:
         """The canonical, fully specified prompt of this scene."""
         return f"a {self.color} {self.style} {self.subject}"
+
+    def prompt_with(self, axis: str, word: str) -> str:
+        """The canonical prompt with the word of `axis` replaced (a synonym, an anchor)."""
+        fields = {"subject": self.subject, "color": self.color, "style": self.style, SLOT[axis]: word}
+        return f"a {fields['color']} {fields['style']} {fields['subject']}"
 
     def labels(self) -> dict[str, int]:
         """Class index per judge head; 'none' is the last class of object and character."""
