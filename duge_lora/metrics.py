@@ -5,7 +5,8 @@ axis as prompted. No model code here, so the metrics can be tested on hand-made 
   UA       = 1 - accuracy on the target's axis over images prompted with the target (synonyms included)
   UA_prev  = mean UA of the earlier targets
   IRA      = accuracy on the targets' own axes over images whose value on that axis is not a target
-  CRA      = accuracy on the other axes over images that show no target at all
+  CRA      = per target, accuracy on the axes other than its own over images that show no target at all;
+             averaged over the targets (one target: UnlearnCanvas' CRA; defined even once every axis has a target)
 """
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ def unlearning_metrics(scenes: list[Scene], hits: dict[str, np.ndarray], synonym
     for axis in target_axes:
         hit_target = np.array([any(has(s, a, c) for a, c in targets if a == axis) for s in scenes])
         ira.append(_mean(hits[axis], canon & ~hit_target & axis_mask(scenes, axis)))
-    cra = [_mean(hits[axis], canon & ~any_target & axis_mask(scenes, axis)) for axis in AXES if axis not in target_axes]
+    clean = {axis: _mean(hits[axis], canon & ~any_target & axis_mask(scenes, axis)) for axis in AXES}
+    cra = [_nanmean([clean[axis] for axis in AXES if axis != own]) for own, _ in targets]
     result["ira"] = _nanmean(ira)
     result["cra"] = _nanmean(cra)
     return result
@@ -71,3 +73,41 @@ def unlearning_metrics(scenes: list[Scene], hits: dict[str, np.ndarray], synonym
 def _nanmean(values: list[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     return float(np.mean(vals)) if vals else None
+
+
+def non_target_mask(scenes: list[Scene], synonym: np.ndarray, targets: list[tuple[str, str]]) -> np.ndarray:
+    """Images prompted canonically with a scene that shows none of the targets: the 'non-target prompts'."""
+    return ~synonym & np.array([not any(has(s, a, c) for a, c in targets) for s in scenes])
+
+
+def overall_accuracy(scenes: list[Scene], hits: dict[str, np.ndarray], keep: np.ndarray) -> float | None:
+    """Mean over axes of the judge's accuracy on the images in `keep` (each axis where it is defined)."""
+    return _nanmean(list(per_axis_accuracy(scenes, hits, keep).values()))
+
+
+def erosion(base_acc: float | None, step_acc: float | None) -> float | None:
+    """Generalization erosion at step k (method.md, "Metrics"): accuracy on all non-target prompts at step 0
+    minus at step k, both measured on the same prompts and seeds (positive = the model got worse)."""
+    return None if base_acc is None or step_acc is None else base_acc - step_acc
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float | None:
+    """Frechet distance between two sets of classifier features (N, D), each fitted by a Gaussian:
+    ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) (Heusel et al. 2017, eq. 6), computed by torchmetrics'
+    FrechetInceptionDistance with the features passed through. None when either set has fewer than 2 samples."""
+    import torch
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    if len(features_a) < 2 or len(features_b) < 2:
+        return None
+
+    class Given(torch.nn.Module):            # the features are already computed (the judge's, see evaluate.py)
+        num_features = int(features_a.shape[1])
+
+        def forward(self, x):
+            return x
+
+    fd = FrechetInceptionDistance(feature=Given(), normalize=True)
+    fd.update(torch.as_tensor(features_a, dtype=torch.float64), real=True)
+    fd.update(torch.as_tensor(features_b, dtype=torch.float64), real=False)
+    return max(0.0, float(fd.compute()))

@@ -42,3 +42,42 @@ def test_earlier_targets_and_synonyms():
     assert m["ua_prev"] == 0.5
     assert m["targets"][0]["concept"] == "mickey"
     assert m["accuracy"]["object"] == 0.5  # canonical object images: 2 squares right, 2 circles wrong
+
+
+def test_erosion_is_base_minus_step_on_non_target_prompts():
+    from duge_lora.metrics import erosion, non_target_mask, overall_accuracy
+
+    keep = non_target_mask(SCENES, np.zeros(6, bool), [("object", "circle")])
+    assert keep.tolist() == [False, False, True, True, True, True]
+    base = verdicts()
+    step = verdicts(color=[2, 3])              # two of the four non-target images lost their colour
+    # mean over axes on images 2..5: object 2/2, colour 2/4, style 4/4, character 2/2
+    assert overall_accuracy(SCENES, step, keep) == np.mean([1.0, 0.5, 1.0, 1.0])
+    assert erosion(overall_accuracy(SCENES, base, keep), overall_accuracy(SCENES, step, keep)) == 0.125
+    assert erosion(None, 1.0) is None
+    step_on_target = verdicts(color=[0, 1])     # damage on target images does not count as erosion
+    assert erosion(overall_accuracy(SCENES, base, keep), overall_accuracy(SCENES, step_on_target, keep)) == 0.0
+
+
+def test_frechet_distance_known_answers():
+    from duge_lora.metrics import frechet_distance
+
+    feats = np.random.default_rng(0).normal(size=(300, 16))
+    assert abs(frechet_distance(feats, feats)) < 1e-6            # identical sets
+    # a shift of the mean by 1 in each of 16 dimensions, same covariance: ||mu_a - mu_b||^2 = 16
+    assert abs(frechet_distance(feats, feats + 1.0) - 16.0) < 1e-6
+    # doubling every feature: ||2mu - mu||^2 + Tr(S + 4S - 2 * 2S) = ||mu||^2 + Tr(S)
+    expected = (feats.mean(0) ** 2).sum() + np.trace(np.cov(feats.T))
+    assert abs(frechet_distance(feats, 2 * feats) - expected) < 1e-6
+    assert frechet_distance(feats[:1], feats) is None
+
+
+def test_cra_is_defined_per_target_on_images_without_any_target():
+    # targets on two axes; only images 2 (red solid square) and 5 (green outlined mickey) show no target
+    hits = verdicts(color=[2], style=[5])
+    m = unlearning_metrics(SCENES, hits, np.zeros(6, bool), [("object", "circle"), ("color", "blue")])
+    # on those images: object 1/1, colour 1/2, style 1/2, character 1/1
+    # circle's other axes: colour .5, style .5, character 1; blue's: object 1, style .5, character 1
+    assert abs(m["cra"] - np.mean([np.mean([0.5, 0.5, 1.0]), np.mean([1.0, 0.5, 1.0])])) < 1e-9
+    every_axis = [("object", "circle"), ("color", "blue"), ("style", "striped"), ("character", "mickey")]
+    assert unlearning_metrics(SCENES, verdicts(), np.zeros(6, bool), every_axis)["cra"] == 1.0   # still defined
