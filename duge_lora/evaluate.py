@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import torch
 
 from . import toy
 from .concepts import Request
@@ -17,7 +18,7 @@ from .generate import Progress, generate
 from .metrics import unlearning_metrics
 from .models import Base
 from .toy import world
-from .toy.judge import Judge, correct, load_judge
+from .toy.judge import Judge, correct, load_judge, to_tensor
 
 
 @dataclass
@@ -54,24 +55,50 @@ def eval_prompts(targets: list[Request], scenes: list[world.Scene] | None = None
     return items
 
 
-def evaluate(base: Base, n: int = 2, seed: int = 0, targets: list[Request] | None = None,
-             scenes: list[world.Scene] | None = None, judge: Judge | None = None,
-             progress: Progress | None = None) -> EvalReport:
-    """Generate n images per evaluation prompt, judge them, and compute the metrics for `targets` (last = current)."""
+@dataclass
+class EvalSample:
+    """What one evaluation generated and what the judge read: one entry per image."""
+    scenes: list                     # the scene each image was prompted with
+    synonym: np.ndarray              # (N,) prompted with a target's synonym (counts for UA only)
+    hits: dict[str, np.ndarray]      # axis -> (N,) judge read that axis as prompted
+    images: np.ndarray               # (N, H, W, 3) uint8
+    features: np.ndarray | None = None   # (N, D) the judge's penultimate features (for FD)
+
+
+def sample_eval(base: Base, n: int = 2, seed: int = 0, targets: list[Request] | None = None,
+                scenes: list[world.Scene] | None = None, judge: Judge | None = None,
+                progress: Progress | None = None, features: bool = False) -> EvalSample:
+    """Generate n images per evaluation prompt and judge them (image j of prompt i always has the same seed)."""
     if not base.toy_world:
         raise NotToyWorld(f"`eval` measures with the toy world's judge, but the base {base.name!r} is not a toy-world model.",
                           "Use --base toy (or a model composed from it).")
-    t0 = time.time()
-    targets = targets or []
-    items = eval_prompts(targets, scenes)
+    judge = judge or default_judge()
+    items = eval_prompts(targets or [], scenes)
     images = generate(base, [p for p, _, _ in items], n, seed, progress=progress)
     flat = images.reshape(-1, *images.shape[2:])
     per_image = [s for _, s, _ in items for _ in range(n)]
     synonym = np.repeat(np.array([syn for _, _, syn in items]), n)
-    hits = correct(judge or default_judge(), flat, per_image)
-    m = unlearning_metrics(per_image, hits, synonym, [(t.axis, t.concept) for t in targets])
+    feats = judge_features(judge, flat) if features else None
+    return EvalSample(per_image, synonym, correct(judge, flat, per_image), flat, feats)
+
+
+@torch.no_grad()
+def judge_features(judge: Judge, images: np.ndarray, batch: int = 512) -> np.ndarray:
+    """The judge's 128-d penultimate features of uint8 images (N, 32, 32, 3): the feature space of FD."""
+    judge.eval()
+    return torch.cat([judge.features(to_tensor(images[i:i + batch])) for i in range(0, len(images), batch)]).numpy()
+
+
+def evaluate(base: Base, n: int = 2, seed: int = 0, targets: list[Request] | None = None,
+             scenes: list[world.Scene] | None = None, judge: Judge | None = None,
+             progress: Progress | None = None) -> EvalReport:
+    """Generate n images per evaluation prompt, judge them, and compute the metrics for `targets` (last = current)."""
+    t0 = time.time()
+    targets = targets or []
+    s = sample_eval(base, n, seed, targets, scenes, judge, progress)
+    m = unlearning_metrics(s.scenes, s.hits, s.synonym, [(t.axis, t.concept) for t in targets])
     r4 = lambda v: None if v is None else round(v, 4)  # noqa: E731
     return EvalReport(base=base.name, accuracy={k: r4(v) for k, v in m["accuracy"].items()}, ua=r4(m["ua"]),
                       ua_prev=r4(m["ua_prev"]), ira=r4(m["ira"]), cra=r4(m["cra"]),
-                      targets=[t | {"ua": r4(t["ua"])} for t in m["targets"]], n_images=len(flat),
-                      n_prompts=len(items), images_per_prompt=n, seed=seed, seconds=round(time.time() - t0, 2))
+                      targets=[t | {"ua": r4(t["ua"])} for t in m["targets"]], n_images=len(s.scenes),
+                      n_prompts=len(s.scenes) // n, images_per_prompt=n, seed=seed, seconds=round(time.time() - t0, 2))

@@ -51,8 +51,9 @@ def _latent_shape(base: Base) -> tuple[int, int, int]:
     return (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
 
 
-def grid(images: np.ndarray, row_labels: list[str] | None = None, min_cell: int = 96) -> Image.Image:
-    """Tile (rows, cols, H, W, 3) images (rows = prompts) with the row's prompt written on its left."""
+def grid(images: np.ndarray, row_labels: list[str] | None = None, min_cell: int = 96,
+         col_labels: list[str] | None = None) -> Image.Image:
+    """Tile (rows, cols, H, W, 3) images (rows = prompts) with the row's prompt on its left and column titles on top."""
     rows, cols, h, w, _ = images.shape
     scale = max(1, math.ceil(min_cell / h))
     ch, cw = h * scale, w * scale
@@ -60,10 +61,13 @@ def grid(images: np.ndarray, row_labels: list[str] | None = None, min_cell: int 
     label_w = 0
     if row_labels:
         label_w = 12 + max(int(font.getlength(t)) for t in row_labels)
-    canvas = Image.new("RGB", (label_w + cols * (cw + 4) + 4, rows * (ch + 4) + 4), "white")
+    top = (ch // 4 + 8) if col_labels else 0
+    canvas = Image.new("RGB", (label_w + cols * (cw + 4) + 4, top + rows * (ch + 4) + 4), "white")
     draw = ImageDraw.Draw(canvas)
+    for c, text in enumerate(col_labels or []):
+        draw.text((label_w + 4 + c * (cw + 4) + cw // 2, top // 2 + 2), text, fill="black", font=font, anchor="mm")
     for r in range(rows):
-        y = 4 + r * (ch + 4)
+        y = top + 4 + r * (ch + 4)
         if row_labels:
             draw.text((6, y + ch // 2), row_labels[r], fill="black", font=font, anchor="lm")
         for c in range(cols):
