@@ -104,8 +104,8 @@ def toy_prompt_sets(req: Request, earlier: list[Request], seed: int = 0, n_repla
     generic = [s.prompt() for s in world.all_scenes() if not banned & {s.subject, s.color, s.style}]
     rng = random.Random(seed)
     replay = rng.sample(generic, min(n_replay, len(generic)))
-    for e in earlier:
-        replay += [s.prompt() for s in _scenes_with(e.axis, e.concept)]
+    for e in earlier:     # the earlier targets stay erased; their scenes that show this target are not replayed
+        replay += [s.prompt() for s in _scenes_with(e.axis, e.concept) if getattr(s, world.SLOT[req.axis]) != req.concept]
     keep = [s.prompt() for s in world.all_scenes() if getattr(s, world.SLOT[req.axis]) != req.concept]
     return PromptSets(target, anchor, sorted(set(preserve)), replay, keep)
 

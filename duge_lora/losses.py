@@ -4,6 +4,7 @@ DUGE (Thakral et al., arXiv 2503.13769) in our adapter form, shared/design/metho
   L = l_ca * L_ca + l_pp * L_pp + l_reg * L_reg
   L_ca  = sum_l ||O_l(x_t, c_target; theta_k) - sg O_l(x_t, c_anchor; theta_{k-1})||^2   (+ the same on eps)
   L_pp  = ||eps_theta_k(x_t, c_r) - sg eps_theta_{k-1}(x_t, c_r)||^2         (or DreamBooth: - eps)
+          + w_pp_kv sum_m ||Delta W_k E_r^T||^2 / ||W E_r^T||^2   (E_r: the related prompts' token states; ours)
   L_reg = w_drift ||Delta W_k||_F^2 + w_overlap sum_i ||A_k A_i^T||_F^2 / (||A_k||^2 ||A_i||^2)
           + w_replay ||eps_theta_k(x_t, c_g) - sg eps_theta_{k-1}(x_t, c_g)||^2
           + w_keep sum_m ||Delta W_k E_keep^T||^2 / ||W E_keep^T||^2      (our addition, see kv_preservation)
@@ -82,6 +83,8 @@ class StepOutputs:
     prev_a: list[list[Tensor]] = field(default_factory=list)            # earlier adapters' A, per module
     keep: Tensor | None = None                                          # (N, d) text states of prompts to keep
     keep_norms: list[Tensor] = field(default_factory=list)              # ||W E^T||_F^2 per module
+    keep_near: Tensor | None = None                                     # (M, d) text states of the preserve prompts
+    keep_near_norms: list[Tensor] = field(default_factory=list)
     scaling: float = 1.0
     eps_uncond_ref: Tensor | None = None  # frozen eps with the empty prompt on anchor rows (ESD)
     eps_target_ref: Tensor | None = None  # frozen eps with the target prompt on anchor rows (ESD)
@@ -98,6 +101,8 @@ def duge(out: StepOutputs, w: dict[str, float]) -> dict[str, Tensor]:
     if w.get("pp", 0):
         target = _seg(out.noise if w.get("pp_dreambooth") else out.eps_ref, out, "preserve")
         terms["pp"] = mse_per_sample(_seg(out.eps, out, "preserve"), target).mean()
+    if w.get("pp_kv", 0) and out.keep_near is not None:
+        terms["pp_kv"] = kv_preservation(out.factors, out.keep_near, out.keep_near_norms, out.scaling)
     if w.get("drift", 0):
         terms["drift"] = drift(out.factors, out.scaling)
     if w.get("overlap", 0) and any(out.prev_a):
@@ -142,7 +147,8 @@ class Objective:
     extra_refs: tuple[str, ...] = ()  # frozen passes on anchor rows besides the anchor prompt: "target", "uncond"
 
 
-DEFAULT_WEIGHTS = {"ca_attn": 1.0, "ca_eps": 1.0, "pp": 1.0, "drift": 1e-3, "overlap": 0.1, "replay": 1.0, "keep": 1.0}
+DEFAULT_WEIGHTS = {"ca_attn": 1.0, "ca_eps": 1.0, "pp": 1.0, "pp_kv": 1.0, "drift": 1e-3, "overlap": 0.1, "replay": 1.0,
+                   "keep": 1.0}
 
 # the trainer's registry: a baseline is one more entry here, the loop does not change
 OBJECTIVES: dict[str, Objective] = {

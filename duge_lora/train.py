@@ -37,13 +37,14 @@ Progress = Callable[[str, int, int, dict], None]
 class TrainingStopped(DugeError):
     """Training stopped early (Ctrl-C or a non-finite loss); a checkpoint allows --resume."""
     exit_code = 1
+    interrupted = False              # True for Ctrl-C, False for a non-finite loss
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     method: str = "duge"
-    steps: int = 200
-    lr: float = 2e-3
+    steps: int = 100
+    lr: float = 4e-3
     batch: int = 8                       # rows per data segment (anchor / preserve / replay)
     seed: int = 0
     lora: LoraSpec = field(default_factory=LoraSpec)
@@ -105,6 +106,7 @@ class TrainData:
     emb: torch.Tensor                    # (P, L, D) text embeddings of every distinct prompt
     cached: dict[str, bool]
     keep: torch.Tensor | None = None     # (N, D) token states of every prompt to keep (preserve + replay + generic)
+    keep_near: torch.Tensor | None = None  # (M, D) token states of the preserve prompts alone (related concepts)
     uncond: torch.Tensor | None = None   # (1, L, D) the empty prompt's states
 
 
@@ -138,9 +140,13 @@ def make_data(base: Base, req: Request, earlier: list[Request], parents: list[Ad
     anchor_row = {p: i for i, p in enumerate(anchors)}
     pairs = [(anchor_row[a], row[t], row[a]) for t, a in zip(sets.target, sets.anchor) if a in anchor_row]
     keep_prompts = sorted(set(sets.preserve) | set(sets.replay) | set(sets.keep))
+    # pp_kv locks the related concepts' keys/values, but not the anchor's: the target must move onto those
+    near = sorted({p for p in sets.preserve if p not in set(sets.anchor)})
     keep = encode_prompts(base, keep_prompts).flatten(0, 1) if keep_prompts else None
     return TrainData(xs["anchor"], pairs, xs["preserve"], [row[p] for p in preserve], xs["replay"],
-                     [row[p] for p in replay], encode_prompts(base, everything), cached, keep, encode_prompts(base, [""]))
+                     [row[p] for p in replay], encode_prompts(base, everything), cached, keep=keep,
+                     uncond=encode_prompts(base, [""]),
+                     keep_near=encode_prompts(base, near).flatten(0, 1) if near else None)
 
 
 def sample_batch(data: TrainData, segments: tuple[str, ...], n: int, gen: torch.Generator):
@@ -204,6 +210,8 @@ def training_step(unet, capture: AttentionCapture, data: TrainData, cfg: TrainCo
                       factors=[fac[n] for n in names], prev_a=[ctx["prev_a"].get(n, []) for n in names],
                       scaling=cfg.lora.scaling, keep=None if data.keep is None else data.keep.to(dev),
                       keep_norms=[ctx["keep_norms"][n] for n in names] if ctx["keep_norms"] else [],
+                      keep_near=None if data.keep_near is None else data.keep_near.to(dev),
+                      keep_near_norms=[ctx["keep_near_norms"][n] for n in names] if ctx["keep_near_norms"] else [],
                       eps_uncond_ref=extra.get("uncond"), eps_target_ref=extra.get("target"))
     terms = objective.fn(out, ctx["weights"])
     return total(terms, ctx["weights"]), {k: float(v.detach()) for k, v in terms.items()}
@@ -309,7 +317,8 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     unet.train()
     ctx = {"device": base.device, "scheduler": DDPMScheduler.from_config(base.pipe.scheduler.config),
            "weights": cfg.loss_weights(), "autocast": lambda: _autocast(cfg.mixed_precision, base.device),
-           "prev_a": _previous_a(parents), "keep_norms": _keep_norms(unet, data.keep)}
+           "prev_a": _previous_a(parents), "keep_norms": _keep_norms(unet, data.keep),
+           "keep_near_norms": _keep_norms(unet, data.keep_near)}
     return Session(unet, data, params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0),
                    torch.Generator().manual_seed(cfg.seed), ctx, AttentionCapture(unet), base_fp)
 
@@ -336,8 +345,10 @@ def optimise(s: Session, cfg: TrainConfig, start: int, ckpt: Path, config_id: st
                 good = done
     except KeyboardInterrupt:
         save_checkpoint(ckpt, done, s.params, s.opt, s.gen, config_id)
-        raise TrainingStopped(f"Training was interrupted after step {done}; a checkpoint is kept in {ckpt}.",
-                              "Rerun the same command with --resume to continue.") from None
+        stop = TrainingStopped(f"Training was interrupted after step {done}; a checkpoint is kept in {ckpt}.",
+                               "Rerun the same command with --resume to continue.")
+        stop.interrupted = True
+        raise stop from None
     return history
 
 
@@ -350,6 +361,7 @@ def train_adapter(base: Base, req: Request, parents: list[Adapter], cfg: TrainCo
     keeping a checkpoint in partial_dir(output) that `resume=True` continues from.
     """
     t0, progress = time.time(), progress or (lambda *a: None)
+    reset_peak_memory(base.device)
     if cfg.method in CLOSED_FORM:
         return closed_form(base, req, parents, cfg, output)
     s = prepare(base, req, parents, cfg, cache, progress)
@@ -382,10 +394,28 @@ def _keep_norms(unet, keep: torch.Tensor | None) -> dict[str, torch.Tensor]:
     return out
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak-memory window (CUDA's counter; on Linux the process's VmHWM via /proc/self/clear_refs)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass                                   # not Linux: the peak then covers the whole process
+
+
 def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory of this run: CUDA's max allocated on a GPU, else the process's max resident set size."""
+    """Peak memory since the last reset_peak_memory: CUDA's max allocated on a GPU, else the process's peak
+    resident set size (VmHWM; ru_maxrss where /proc is missing)."""
     if device.type == "cuda":
         return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)            # kB
+    except OSError:
+        pass
     import resource
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)   # Linux: KiB
 
@@ -449,6 +479,7 @@ def closed_form(base: Base, req: Request, parents: list[Adapter], cfg: TrainConf
     info = {"target_tokens": len(c), "keep_tokens": len(p), "svd_relative_error_max": round(max(err), 6)}
     record = _record(base, req, parents, cfg, base_fp, [], time.time() - t0, info)
     record["loss_weights"] = {"uce_lambda": lam}
+    record["peak_mb"] = peak_memory_mb(base.device)
     with atomic_path(output) as tmp:
         save_adapter(tmp, weights, cfg.lora, record, adapter_card(record))
     return record

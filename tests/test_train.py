@@ -7,6 +7,7 @@ from safetensors.torch import load_file, save_file
 
 from duge_lora.adapter import LoraSpec, attach, read_adapter
 from duge_lora.concepts import make_request
+from duge_lora.losses import DEFAULT_WEIGHTS
 from duge_lora.merge import merge_into
 from duge_lora.models import load_base
 from duge_lora.train import NEW, TrainConfig, TrainingStopped, partial_dir, prepare, train_adapter, training_step
@@ -107,10 +108,10 @@ def test_interrupted_run_resumes_to_the_same_adapter(tmp_path, cache):
     assert not partial_dir(out).exists()
 
 
-@pytest.mark.parametrize("term", ["ca_attn", "ca_eps", "pp", "replay", "drift"])
+@pytest.mark.parametrize("term", ["ca_attn", "ca_eps", "pp", "pp_kv", "replay", "drift", "keep"])
 def test_each_loss_term_decreases_when_optimised(term, cache):
     """Start from a random (non-zero) adapter so every term is positive, then optimise that term alone."""
-    cfg = TrainConfig(steps=1, batch=4, max_prompts=6, weights={k: 0.0 for k in ("ca_attn", "ca_eps", "pp", "drift", "overlap", "replay")} | {term: 1.0}, lr=1e-2)
+    cfg = TrainConfig(steps=1, batch=4, max_prompts=6, weights={k: 0.0 for k in DEFAULT_WEIGHTS} | {term: 1.0}, lr=1e-2)
     s = prepare(load_base("toy", device="cpu"), make_request("square", True), [], cfg, cache)
     torch.manual_seed(0)
     with torch.no_grad():
