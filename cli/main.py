@@ -11,6 +11,7 @@ from duge_lora import __version__
 from duge_lora.errors import DugeError
 
 from . import toy
+from .bench import bench_command
 from .common import err
 from .compose import compose_command, inspect_command
 from .evaluate import eval_command
@@ -24,6 +25,7 @@ app.command("eval")(eval_command)
 app.command("train")(train)
 app.command("compose")(compose_command)
 app.command("inspect")(inspect_command)
+app.command("bench")(bench_command)
 app.add_typer(toy.app, name="toy")
 
 # options that take several values after one flag (`--adapters a1 a2 a3`), as the docs show them

@@ -1,0 +1,138 @@
+"""`duge-lora bench`: the continual benchmark, methods x requests, with its report."""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from duge_lora.bench import ABLATIONS, METHODS, BenchConfig, check_config, collect, prepare_dir, run_bench, runs_of
+from duge_lora.errors import DugeError
+from duge_lora.report import fmt, summary_rows, write_report
+
+from .common import JsonOpt, OverwriteOpt, emit_json, err, note, out
+
+EXAMPLES = """
+
+Examples:
+
+  duge-lora bench -o bench-out                         (the full benchmark: 6 methods x 10 requests + ablation)
+
+  duge-lora bench --quick -o bench-quick               (3 requests, fewer steps and images: a few minutes)
+
+  duge-lora bench --methods duge,uce --sequence circle,red --ablation none -o small
+
+An interrupted bench resumes when the same command is run again.
+"""
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def bench_command(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the results, plots, grids and index.html.", show_default=False)],
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated methods.")] = ",".join(METHODS),
+    sequence: Annotated[Optional[str], typer.Option("--sequence", help="Comma-separated concepts, erased in this order (default: the 10-request sequence).")] = None,
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; results are averaged over them.")] = "0",
+    ablation: Annotated[Optional[str], typer.Option("--ablation", help=f"DUGE variants to run ({', '.join(ABLATIONS)}), 'all' or 'none' (default: all; --quick: no-reg).")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="3 requests, 40 steps, a third of the prompts, one ablation variant: a smoke test in minutes.")] = False,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Training steps per request (default 100; --quick 40).")] = None,
+    images: Annotated[Optional[int], typer.Option("--images", min=1, help="Evaluation images per prompt (default 1).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Processes running chains in parallel (default: 2 on a CPU with 2+ cores, 1 on a GPU).")] = None,
+    overwrite: OverwriteOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Erase the same sequence of concepts with every method and measure each step against the base.
+
+    Per method and step: UA, UA_prev, mean UA, IRA, CRA, erosion, FD, seconds and peak memory; the stack after
+    each step is composed with compose's library API. Writes results.json, results.md, plots/, grids/ and
+    index.html into the output folder.
+    """
+    import torch
+
+    overrides: dict = {}
+    try:
+        overrides["seeds"] = tuple(int(s) for s in _csv(seeds))
+    except ValueError:
+        raise DugeError(f"--seeds {seeds!r} is not a comma-separated list of integers.", "Write it like --seeds 0,1.") from None
+    overrides["methods"] = _csv(methods) if methods.strip().lower() != "none" else ()
+    if sequence is not None:
+        overrides["sequence"] = tuple(c.lower() for c in _csv(sequence))
+    if ablation is not None:
+        overrides["ablation"] = () if ablation == "none" else tuple(ABLATIONS) if ablation == "all" else _csv(ablation)
+    if steps is not None:
+        overrides["steps"] = steps
+    if images is not None:
+        overrides["images"] = images
+    cfg = BenchConfig.quick(**overrides) if quick else BenchConfig(**overrides)
+    check_config(cfg)
+    resuming = prepare_dir(output, cfg, overwrite)
+    if workers is None:
+        workers = 1 if torch.cuda.is_available() else min(2, os.cpu_count() or 1)
+    runs = runs_of(cfg)
+    note(f"bench: {len(runs)} runs ({', '.join(r.key for r in runs)}) x {len(cfg.sequence)} requests "
+         f"({' -> '.join(cfg.sequence)}), {cfg.steps} steps each, {workers} worker(s)"
+         + ("; resuming the finished steps in " + str(output) if resuming else ""))
+    t0 = time.time()
+    _run_with_progress(cfg, output, workers, quiet=json_)
+    command = "duge-lora " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "duge-lora bench"
+    results = collect(cfg, output, command)
+    results["wall_seconds"] = round(time.time() - t0, 1)
+    results["workers"] = workers
+    paths = write_report(output, results)
+    if json_:
+        emit_json({"output": str(output), "wall_seconds": results["wall_seconds"],
+                   "final": {name: row for name, row in summary_rows(results)},
+                   "files": {k: str(v) for k, v in paths.items()}})
+        return
+    _print_summary(results)
+    note(f"wrote {paths['html']} (open it in a browser), {paths['markdown']} and {paths['json']} "
+         f"in {results['wall_seconds']:.0f} s")
+
+
+def _run_with_progress(cfg: BenchConfig, output: Path, workers: int, quiet: bool) -> None:
+    columns = [TextColumn("[bold]{task.description:22}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+    n = len(cfg.sequence)
+    with Progress(*columns, console=err, disable=quiet) as bar:
+        overall = bar.add_task("all runs", total=len(runs_of(cfg)) * n, info="")
+        tasks: dict[str, int] = {}
+        finished: set[tuple[str, int]] = set()
+
+        def report(msg: dict) -> None:
+            run = msg["run"]
+            if run not in tasks:
+                tasks[run] = bar.add_task(run, total=1 if run == "base" else n, info="")
+            if msg["stage"] == "done":
+                if run == "base":
+                    bar.update(tasks[run], completed=1, info="judged")
+                    return
+                finished.add((run, msg["step"]))
+                bar.update(tasks[run], completed=sum(1 for r, _ in finished if r == run),
+                           info=f"request {msg['step']}/{n} done")
+                bar.update(overall, completed=len(finished))
+            else:
+                bar.update(tasks[run], info=f"request {msg['step']}/{n} {cfg.sequence[msg['step'] - 1] if msg['step'] else ''}: "
+                                             f"{msg['stage']} {msg['done']}/{msg['total']}")
+        run_bench(cfg, output, workers, report)
+
+
+def _print_summary(results: dict) -> None:
+    n = len(results["sequence"])
+    table = Table(title=f"after request {n} ({' -> '.join(results['sequence'])})")
+    for col in ("method", "mean UA", "UA_prev", "IRA", "CRA", "erosion", "FD", "s/request"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for name, r in summary_rows(results):
+        table.add_row(name, *(fmt(r[k], True) for k in ("mean_ua", "ua_prev", "ira", "cra", "erosion")),
+                      fmt(r["fd"], False), f"{r['total_seconds'] / n:.1f}")
+    out.print(table)
+
+
+bench_command.__doc__ += EXAMPLES

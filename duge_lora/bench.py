@@ -1,0 +1,434 @@
+"""The continual benchmark: every method erases the same sequence of requests, measured after each one.
+
+shared/design/toyworld.md, "The continual benchmark"; metrics as in method.md. For each run (a method, or a DUGE
+variant of the ablation) and each seed, request k is trained on top of the run's adapters 1..k-1 (train.py),
+the stack 1..k is composed with compose's library API (apply_to_base: the same sum `duge-lora compose` writes)
+and judged (evaluate.py): UA, UA_prev, IRA, CRA, erosion and FD against the base (step 0).
+
+On disk, everything a run produced stays in DIR/runs/NAME/seed-S/ (adapters NN-concept/, results step-NN.json,
+probe images probe-NN.npy), so an interrupted bench resumes where it stopped. report.py turns the collected
+results into results.json/md, plots, grids and index.html. Runs are independent chains, so they are spread over
+worker processes (one torch thread each on a 2-core CPU is faster in total than two threads in one process).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import DugeError
+from .io import atomic_path
+from .losses import DEFAULT_WEIGHTS
+from .stack import slug
+
+DEFAULT_SEQUENCE = ("circle", "red", "mickey", "star", "striped", "kitty", "triangle", "blue", "heart", "yellow")
+METHODS = ("duge", "naive", "esd", "ablate", "uce", "l2sp")
+REG_TERMS = ("drift", "overlap", "replay", "keep")
+# the ablation: DUGE without each of its three losses, and without each sub-term of L_reg (their weights set to 0)
+ABLATIONS: dict[str, tuple[str, ...]] = {"no-ca": ("ca_attn", "ca_eps"), "no-pp": ("pp", "pp_kv"), "no-reg": REG_TERMS,
+                                         **{f"no-{t}": (t,) for t in REG_TERMS}}
+STATE_FILE = "bench.json"
+Report = Callable[[dict], None]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What a bench measures. The defaults are the full benchmark; quick() the smoke-test variant."""
+    methods: tuple[str, ...] = METHODS
+    sequence: tuple[str, ...] = DEFAULT_SEQUENCE
+    seeds: tuple[int, ...] = (0,)
+    ablation: tuple[str, ...] = tuple(ABLATIONS)   # DUGE variants, judged after the last request only
+    steps: int = 100                                # training steps per request (train's default)
+    max_prompts: int = 64                           # prompts per data set (anchor / preserve / replay)
+    images: int = 1                                 # evaluation images per prompt
+    scene_fraction: int = 1                         # judge 1/scene_fraction of the world's scenes
+    base: str = "toy"
+
+    @classmethod
+    def quick(cls, **overrides) -> "BenchConfig":
+        """Fewer requests, steps, data and scenes: minutes instead of an hour (a smoke test, not a result)."""
+        return cls(**({"sequence": DEFAULT_SEQUENCE[:3], "steps": 40, "max_prompts": 16, "scene_fraction": 3,
+                       "ablation": ("no-reg",)} | overrides))
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One chain of requests: a method (or an ablation variant of DUGE) with one seed."""
+    name: str
+    method: str
+    seed: int
+    zeroed: tuple[str, ...] = ()      # DUGE loss terms switched off (the ablation)
+    every_step: bool = True           # judge after every request, or only after the last
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/seed-{self.seed}"
+
+    def weights(self) -> dict | None:
+        return {**DEFAULT_WEIGHTS, **{t: 0.0 for t in self.zeroed}} if self.zeroed else None
+
+
+def check_config(cfg: BenchConfig) -> None:
+    """Refuse unknown methods, variants or concepts up front, in one sentence each."""
+    from .concepts import make_request
+    from .train import METHODS as TRAINABLE
+
+    for m in cfg.methods:
+        if m not in TRAINABLE:
+            raise DugeError(f"Unknown method {m!r} in --methods.", f"Choose from: {', '.join(TRAINABLE)}.")
+    for v in cfg.ablation:
+        if v not in ABLATIONS:
+            raise DugeError(f"Unknown ablation variant {v!r}.", f"Choose from: {', '.join(ABLATIONS)}, or none.")
+    if not cfg.sequence:
+        raise DugeError("The sequence of requests is empty.", "Pass --sequence circle,red,... or leave it out.")
+    if len(set(cfg.sequence)) != len(cfg.sequence):
+        raise DugeError("A concept appears twice in --sequence.", "List each concept once.")
+    if not cfg.methods and not cfg.ablation:
+        raise DugeError("Nothing to run: no methods and no ablation.", "Pass --methods duge (at least).")
+    for c in cfg.sequence:
+        make_request(c, True)              # unknown words -> a clear DugeError
+
+
+def runs_of(cfg: BenchConfig) -> list[Run]:
+    """Every chain of the bench, the longest first (so parallel workers finish together)."""
+    runs = [Run(m, m, s) for s in cfg.seeds for m in cfg.methods]
+    runs += [Run(f"duge-{v}", "duge", s, ABLATIONS[v], every_step=False) for s in cfg.seeds for v in cfg.ablation]
+    cost = {"uce": 0, "naive": 1, "ablate": 1, "l2sp": 1, "esd": 2, "duge": 3}
+    return sorted(runs, key=lambda r: (-cost.get(r.method, 1) - r.every_step, r.key))
+
+
+def eval_scenes(cfg: BenchConfig) -> list:
+    """The scenes judged at each step: all of them, or a subset balanced over every axis (quick)."""
+    from .toy import world
+
+    scenes = world.all_scenes()
+    if cfg.scene_fraction <= 1:
+        return scenes
+    subjects = world.OBJECTS + world.CHARACTERS
+    return [s for s in scenes if (subjects.index(s.subject) + world.COLORS.index(s.color)
+                                  + world.STYLES.index(s.style)) % cfg.scene_fraction == 0]
+
+
+def probe_rows(cfg: BenchConfig) -> list[int]:
+    """Scenes shown in the grids (indices into eval_scenes): one per target, then three that show no target."""
+    from .concepts import make_request
+    from .toy import world
+
+    scenes = eval_scenes(cfg)
+    reqs = [make_request(c, True) for c in cfg.sequence]
+    hit = lambda s, r: getattr(s, world.SLOT[r.axis]) == r.concept  # noqa: E731
+    rows = []
+    for r in reqs:
+        mine = [i for i, s in enumerate(scenes) if hit(s, r) and i not in rows]
+        clean = [i for i in mine if sum(hit(scenes[i], o) for o in reqs) == 1]
+        rows.append((clean or mine)[0])
+    free = [i for i, s in enumerate(scenes) if not any(hit(s, r) for r in reqs)]
+    return rows + [free[j * len(free) // 3] for j in range(3)] if free else rows
+
+
+# ----------------------------------------------------------------------------- the base (step 0)
+def base_file(out: Path, seed: int) -> Path:
+    return out / "base" / f"seed-{seed}.npz"
+
+
+def measure_base(cfg: BenchConfig, out: Path, seed: int) -> dict:
+    """Judge the base once per seed (with every target's synonyms); keep its verdicts and features for erosion/FD."""
+    from .concepts import make_request
+    from .evaluate import sample_eval
+    from .metrics import unlearning_metrics
+    from .models import load_base
+
+    path = base_file(out, seed)
+    if path.exists() and path.with_suffix(".json").exists():
+        return json.loads(path.with_suffix(".json").read_text())
+    t0 = time.time()
+    b = load_base(cfg.base, "cpu")
+    reqs = [make_request(c, True) for c in cfg.sequence]
+    s = sample_eval(b, cfg.images, seed, reqs, eval_scenes(cfg), features=True)
+    m = unlearning_metrics(s.scenes, s.hits, s.synonym, [(r.axis, r.concept) for r in reqs])
+    canon = ~s.synonym
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, features=s.features[canon], images=s.images[canon],
+                     **{f"hit_{a}": h[canon] for a, h in s.hits.items()})
+    info = {"seed": seed, "accuracy": m["accuracy"], "targets": m["targets"],
+            "images": int(canon.sum()), "seconds": round(time.time() - t0, 1)}
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
+    return info
+
+
+def load_base_verdicts(out: Path, seed: int) -> dict[str, np.ndarray]:
+    with np.load(base_file(out, seed)) as z:
+        return {k: z[k] for k in z.files}
+
+
+# ----------------------------------------------------------------------------- one step of one run
+def step_metrics(cfg: BenchConfig, sample, base: dict[str, np.ndarray], reqs: list) -> dict:
+    """UA (current), UA_prev, mean UA over all targets so far, IRA, CRA, erosion and FD vs the base."""
+    from .metrics import erosion, frechet_distance, non_target_mask, overall_accuracy, unlearning_metrics
+
+    targets = [(r.axis, r.concept) for r in reqs]
+    m = unlearning_metrics(sample.scenes, sample.hits, sample.synonym, targets)
+    canon = ~sample.synonym
+    scenes = [s for s, c in zip(sample.scenes, canon) if c]
+    keep = non_target_mask(scenes, np.zeros(len(scenes), bool), targets)       # same prompts and seeds as the base
+    hits = {a: h[canon] for a, h in sample.hits.items()}
+    base_hits = {a: base[f"hit_{a}"] for a in hits}
+    uas = [t["ua"] for t in m["targets"] if t["ua"] is not None]
+    return {"ua": m["ua"], "ua_prev": m["ua_prev"], "mean_ua": float(np.mean(uas)) if uas else None,
+            "ira": m["ira"], "cra": m["cra"],
+            "erosion": erosion(overall_accuracy(scenes, base_hits, keep), overall_accuracy(scenes, hits, keep)),
+            "fd": frechet_distance(base["features"][keep], sample.features[canon][keep]),
+            "non_target_images": int(keep.sum()), "accuracy": m["accuracy"], "targets": m["targets"]}
+
+
+def run_chain(run: Run, cfg: BenchConfig, out: Path, threads: int = 0, report: Report | None = None) -> list[dict]:
+    """Train, compose and judge request 1..K of one run, skipping what a previous attempt finished."""
+    import torch
+
+    from .adapter import read_adapter
+    from .compose import apply_to_base
+    from .concepts import make_request
+    from .evaluate import sample_eval
+    from .merge import merge_into
+    from .models import load_base, probe
+    from .train import TrainConfig, train_adapter
+
+    if threads:
+        torch.set_num_threads(threads)
+    report = report or (lambda msg: None)
+    folder = out / "runs" / run.name / f"seed-{run.seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    base = load_base_verdicts(out, run.seed)
+    scenes, rows = eval_scenes(cfg), probe_rows(cfg)
+    reqs, adapters, results = [], [], []
+    for k, concept in enumerate(cfg.sequence, 1):
+        req = make_request(concept, True)
+        reqs.append(req)
+        adapter = folder / f"{k:02d}-{slug(concept)}"
+        result_file = folder / f"step-{k:02d}.json"
+        judged = run.every_step or k == len(cfg.sequence)
+        if result_file.exists():
+            adapters.append(adapter)
+            results.append(json.loads(result_file.read_text()))
+            report({"run": run.key, "step": k, "stage": "done", "done": 1, "total": 1})
+            continue
+        say = lambda stage, d, t, info=None, k=k: report({"run": run.key, "step": k, "stage": stage, "done": d, "total": t})  # noqa: E731
+        row: dict = {"step": k, "target": concept}
+        live = None
+        if (adapter / "duge.json").exists():
+            record = read_adapter(adapter).record
+        else:
+            trainee = load_base(cfg.base, "cpu")
+            tcfg = TrainConfig(method=run.method, steps=cfg.steps, seed=run.seed, weights=run.weights(),
+                               max_prompts=cfg.max_prompts, checkpoint_every=max(10, cfg.steps // 4))
+            record = train_adapter(trainee, req, [read_adapter(a) for a in adapters], tcfg, adapter, resume=True,
+                                   cache=out / "cache", progress=lambda stage, d, t, info: say(stage, d, t))
+            live = trainee.pipe.unet.eval()
+            if run.method == "uce":            # closed form: theta_{k-1} is merged, merge adapter k the same way
+                merge_into(live, [read_adapter(adapter)])
+        adapters.append(adapter)
+        row |= {"seconds": record["seconds"], "peak_mb": record.get("peak_mb"),
+                "data_cached": record.get("data", {}).get("cached")}
+        say("compose", 0, 1)
+        composed = load_base(cfg.base, "cpu")
+        t0 = time.time()
+        apply_to_base(composed, [str(a) for a in adapters])
+        row["compose_seconds"] = round(time.time() - t0, 3)
+        if live is not None:                     # the composed stack vs the model training ended with
+            row["compose_max_abs_diff"] = float((probe(composed.pipe.unet) - probe(live)).abs().max())
+        if judged:
+            t0 = time.time()
+            s = sample_eval(composed, cfg.images, run.seed, reqs, scenes, features=True,
+                            progress=lambda d, t: say("judge", d, t))
+            row |= step_metrics(cfg, s, base, reqs)
+            row["eval_seconds"] = round(time.time() - t0, 1)
+            canon_images = s.images[~s.synonym]
+            with atomic_path(folder / f"probe-{k:02d}.npy") as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, canon_images[[r * cfg.images for r in rows]])
+        with atomic_path(result_file) as tmp:
+            tmp.write_text(json.dumps(row, indent=2))
+        results.append(row)
+        report({"run": run.key, "step": k, "stage": "done", "done": 1, "total": 1})
+    return results
+
+
+def _chain_in_worker(run: Run, cfg: BenchConfig, out: str, threads: int, queue) -> dict:
+    """Process-pool entry point: errors come back as text (exception classes with extra fields do not pickle)."""
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        run_chain(run, cfg, Path(out), threads, queue.put)
+        return {"run": run.key}
+    except KeyboardInterrupt:
+        return {"run": run.key, "error": "interrupted"}
+    except DugeError as exc:
+        return {"run": run.key, "error": str(exc)}
+
+
+# ----------------------------------------------------------------------------- the whole bench
+def prepare_dir(out: Path, cfg: BenchConfig, overwrite: bool) -> bool:
+    """Create DIR, or check that it holds this same bench (then the run resumes). Returns True when resuming."""
+    import shutil
+
+    state = out / STATE_FILE
+    if out.exists() and overwrite:
+        if not state.exists() and any(out.iterdir()):
+            raise DugeError(f"{out} is not a bench folder (no {STATE_FILE}), so --overwrite will not delete it.",
+                            "Choose a new folder for -o.")
+        shutil.rmtree(out)
+    if state.exists():
+        old = json.loads(state.read_text())["config"]
+        if old != cfg.to_dict():
+            changed = sorted(k for k in old if old.get(k) != cfg.to_dict().get(k))
+            raise DugeError(f"{out} holds a bench with other settings ({', '.join(changed)}).",
+                            "Rerun with the same options to resume it, pass --overwrite to start over, or use another -o.")
+        return True
+    if out.exists() and any(out.iterdir()):
+        raise DugeError(f"{out} exists and is not a bench folder.", "Choose a new or empty folder for -o.")
+    if not out.parent.exists():
+        raise DugeError(f"Cannot write {out}: the folder {out.parent} does not exist.", f"Create it first (mkdir -p {out.parent}).")
+    out.mkdir(exist_ok=True)
+    with atomic_path(state) as tmp:
+        tmp.write_text(json.dumps({"config": cfg.to_dict(), "started": _now()}, indent=2))
+    return False
+
+
+def run_bench(cfg: BenchConfig, out: Path, workers: int = 1, report: Report | None = None) -> None:
+    """Every run of the bench, spread over `workers` processes (1: in this process)."""
+    report = report or (lambda msg: None)
+    for seed in cfg.seeds:
+        report({"run": "base", "step": 0, "stage": "judge", "done": 0, "total": 1})
+        measure_base(cfg, out, seed)
+        report({"run": "base", "step": 0, "stage": "done", "done": 1, "total": 1})
+    from .train import TrainingStopped
+
+    try:
+        _run_all(runs_of(cfg), cfg, out, workers, report)
+    except (KeyboardInterrupt, TrainingStopped) as exc:
+        if isinstance(exc, TrainingStopped) and not exc.interrupted:
+            raise
+        raise BenchInterrupted(f"The bench was interrupted; the finished steps are kept in {out}.",
+                               "Rerun the same command to resume where it stopped.") from None
+
+
+class BenchInterrupted(DugeError):
+    exit_code = 130
+
+
+def _run_all(runs: list[Run], cfg: BenchConfig, out: Path, workers: int, report: Report) -> None:
+    if workers <= 1:
+        for r in runs:
+            run_chain(r, cfg, out, 0, report)
+        return
+    import multiprocessing as mp
+    import queue as queue_mod
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 2) // workers)
+    with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        q = manager.Queue()
+        pending = {pool.submit(_chain_in_worker, r, cfg, str(out), threads, q) for r in runs}
+        errors = []
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                while True:
+                    try:
+                        report(q.get_nowait())
+                    except queue_mod.Empty:
+                        break
+                errors += [f.result()["error"] for f in done if "error" in f.result()]
+                if errors:
+                    for f in pending:
+                        f.cancel()
+                    break
+        except KeyboardInterrupt:
+            # a Ctrl-C in a terminal reaches the workers too, a SIGINT sent to this process alone does not:
+            # stop them either way (each keeps its last checkpoint), and do not wait for their chains
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        if errors:
+            raise DugeError(f"A run failed: {errors[0]}", "Fix the cause and rerun the same command; finished steps are kept.")
+
+
+def collect(cfg: BenchConfig, out: Path, command: str = "") -> dict:
+    """results.json's content: per method and ablation variant, the per-step results (mean over seeds)."""
+    base = [json.loads(base_file(out, s).with_suffix(".json").read_text()) for s in cfg.seeds]
+    results: dict = {"methods": {}, "ablation": {}, "base": _mean_base(base), "sequence": list(cfg.sequence),
+                     "config": cfg.to_dict(), "command": command, "date": _now(), "machine": machine()}
+    for r in runs_of(cfg):
+        per_seed = [_steps(out / "runs" / r.name / f"seed-{s}", len(cfg.sequence)) for s in cfg.seeds]
+        entry = {"steps": _mean_steps(per_seed), "seeds": list(cfg.seeds)}
+        if len(cfg.seeds) > 1:
+            entry["per_seed"] = per_seed
+        if r.seed == cfg.seeds[0]:
+            (results["methods"] if r.every_step else results["ablation"])[r.name] = entry
+    return results
+
+
+def _steps(folder: Path, n: int) -> list[dict]:
+    return [json.loads((folder / f"step-{k:02d}.json").read_text()) for k in range(1, n + 1)
+            if (folder / f"step-{k:02d}.json").exists()]
+
+
+NUMERIC = ("ua", "ua_prev", "mean_ua", "ira", "cra", "erosion", "fd", "seconds", "peak_mb", "compose_seconds",
+           "compose_max_abs_diff", "eval_seconds")
+
+
+def _mean_steps(per_seed: list[list[dict]]) -> list[dict]:
+    if len(per_seed) == 1:
+        return per_seed[0]
+    out = []
+    for rows in zip(*per_seed):
+        row = dict(rows[0])
+        for k in NUMERIC:
+            vals = [r[k] for r in rows if r.get(k) is not None]
+            row[k] = float(np.mean(vals)) if vals else None
+        out.append(row)
+    return out
+
+
+def _mean_base(infos: list[dict]) -> dict:
+    acc = {a: float(np.mean([i["accuracy"][a] for i in infos if i["accuracy"][a] is not None]))
+           for a in infos[0]["accuracy"]}
+    targets = [{"concept": t["concept"], "axis": t["axis"],
+                "ua": float(np.mean([i["targets"][j]["ua"] for i in infos]))} for j, t in enumerate(infos[0]["targets"])]
+    return {"accuracy": acc, "targets": targets, "images": infos[0]["images"]}
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def total_steps(cfg: BenchConfig) -> int:
+    return len(runs_of(cfg)) * len(cfg.sequence)

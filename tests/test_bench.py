@@ -1,0 +1,108 @@
+"""`duge-lora bench` end to end on a 2-request sequence with 2 methods, two real worker processes; resume; errors."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from duge_lora.bench import BenchConfig, eval_scenes, probe_rows, runs_of
+from duge_lora_cli.main import main
+
+ARGS = ["bench", "--quick", "--sequence", "circle,red", "--methods", "duge,uce", "--ablation", "no-reg",
+        "--steps", "8", "--workers", "2"]
+KEYS = {"step", "target", "ua", "ua_prev", "ira", "cra", "erosion", "fd", "seconds", "peak_mb"}
+
+
+@pytest.fixture(scope="module")
+def bench_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "b"
+    assert main(ARGS + ["-o", str(out), "--json"]) == 0
+    return out
+
+
+def test_results_json_has_every_method_and_step(bench_dir):
+    r = json.loads((bench_dir / "results.json").read_text())
+    assert set(r["methods"]) == {"duge", "uce"} and set(r["ablation"]) == {"duge-no-reg"}
+    assert r["command"].startswith("duge-lora") and r["date"][:4].isdigit() and r["machine"]["cores"] >= 1
+    for name, entry in r["methods"].items():
+        steps = entry["steps"]
+        assert [s["step"] for s in steps] == [1, 2] and [s["target"] for s in steps] == ["circle", "red"]
+        for s in steps:
+            assert KEYS <= set(s), (name, KEYS - set(s))
+            for k in ("ua", "ira", "cra"):
+                assert 0.0 <= s[k] <= 1.0
+            assert s["fd"] >= 0.0 and s["peak_mb"] > 100 and s["seconds"] >= 0
+            # the composed stack (compose's sum) is the model training ended with
+            assert s["compose_max_abs_diff"] <= 1e-5
+        assert steps[0]["ua_prev"] is None and steps[1]["ua_prev"] is not None
+    # the closed-form edit erases the circle on the toy world (measured: 100%), and keeps the other objects
+    uce = r["methods"]["uce"]["steps"]
+    assert uce[0]["ua"] >= 0.9 and uce[0]["ira"] >= 0.9
+    # the ablation variant is judged after the last request only
+    abl = r["ablation"]["duge-no-reg"]["steps"]
+    assert "ua" not in abl[0] and "ua" in abl[1]
+    assert set(r["base"]["accuracy"]) == {"object", "color", "style", "character"}
+
+
+def test_report_files(bench_dir):
+    md = (bench_dir / "results.md").read_text()
+    assert "| duge |" in md and "| uce |" in md and "Ablation" in md and "erosion" in md
+    for metric in ("ua", "ira", "cra", "erosion", "fd", "seconds", "overview"):
+        with Image.open(bench_dir / "plots" / f"{metric}.png") as im:
+            assert im.size[0] > 300
+    cfg = BenchConfig.quick(sequence=("circle", "red"), methods=("duge", "uce"), ablation=("no-reg",), steps=8)
+    rows = len(probe_rows(cfg))
+    for name in ("duge", "uce", "duge-no-reg"):
+        with Image.open(bench_dir / "grids" / f"{name}.png") as im:
+            assert im.size[1] > rows * 96            # one row per probe prompt
+    html = (bench_dir / "index.html").read_text()
+    for src in ("plots/overview.png", "grids/duge.png", "plots/fd.png"):
+        assert src in html and (bench_dir / src).exists()
+
+
+def test_resume_skips_finished_steps_and_reproduces_a_lost_one(bench_dir, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(bench_dir, out)
+    folder = out / "runs" / "duge" / "seed-0"
+    before = json.loads((folder / "step-02.json").read_text())
+    mtime = (folder / "01-circle" / "pytorch_lora_weights.safetensors").stat().st_mtime_ns
+    (folder / "step-02.json").unlink()                  # as if interrupted while judging step 2
+    assert main(ARGS + ["-o", str(out), "--workers", "1", "--json"]) == 0
+    after = json.loads((folder / "step-02.json").read_text())
+    assert (folder / "01-circle" / "pytorch_lora_weights.safetensors").stat().st_mtime_ns == mtime   # not retrained
+    for k in ("ua", "ua_prev", "ira", "cra", "erosion", "fd"):
+        assert after[k] == pytest.approx(before[k], abs=1e-9), k
+    assert np.array_equal(np.load(folder / "probe-02.npy"), np.load(bench_dir / "runs/duge/seed-0/probe-02.npy"))
+
+
+def test_bench_refuses_other_settings_in_the_same_folder(bench_dir, capsys):
+    assert main(["bench", "--quick", "--sequence", "circle,red", "--methods", "duge", "--ablation", "none",
+                 "--steps", "8", "-o", str(bench_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "other settings" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--methods", "duge,magic"], "Unknown method 'magic'"),
+    (["--sequence", "circle,unicorn"], "not in the toy model's vocabulary"),
+    (["--sequence", "circle,circle"], "appears twice"),
+    (["--ablation", "no-fun"], "Unknown ablation variant"),
+    (["--seeds", "one"], "not a comma-separated list of integers"),
+])
+def test_bad_bench_options_are_one_sentence(args, words, tmp_path, capsys):
+    assert main(["bench", "--quick", *args, "-o", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()              # nothing written before the checks pass
+
+
+def test_runs_and_quick_scenes():
+    cfg = BenchConfig()
+    names = [r.name for r in runs_of(cfg)]
+    assert sorted(names) == sorted(list(cfg.methods) + [f"duge-{v}" for v in cfg.ablation])
+    assert names[0] == "duge"                           # longest chains first
+    quick = eval_scenes(BenchConfig.quick())
+    assert len(quick) == len(eval_scenes(cfg)) // 3
+    for axis_values in (lambda s: s.color, lambda s: s.style, lambda s: s.subject):
+        assert len({axis_values(s) for s in quick}) == len({axis_values(s) for s in eval_scenes(cfg)})
