@@ -2,7 +2,9 @@
 
 Measures, side by side in one run: (a) loading and saving the base UNet state dict alone (safetensors),
 (b) `compose` of N rank-4 adapters on attn2.to_k/to_v (sum, unet format), which does (a) plus the merge.
-Usage: .venv/bin/python scripts/bench_compose.py [--adapters 10] [--repeats 2] [--device auto]
+Usage: .venv/bin/python scripts/bench_compose.py [--adapters 10] [--repeats 2] [--device auto] [--base-dtype fp16|fp32]
+(SD 1.5's own UNet weights are published in fp32 and in fp16; --base-dtype picks how the random base is stored.)
+Between jobs the script syncs the disk and waits --settle seconds, so no job pays for the previous one's write-back.
 """
 from __future__ import annotations
 
@@ -34,13 +36,15 @@ def main() -> None:
     ap.add_argument("--adapters", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--base-dtype", choices=("fp16", "fp32"), default="fp16")
+    ap.add_argument("--settle", type=float, default=3.0)
     args = ap.parse_args()
     from diffusers import UNet2DConditionModel
 
     dev = pick_device(args.device)
     tmp = Path(tempfile.mkdtemp(prefix="bench-compose-"))
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(**SD15_UNET).half()
+    unet = UNet2DConditionModel(**SD15_UNET).to(torch.float16 if args.base_dtype == "fp16" else torch.float32)
     (tmp / "base" / "unet").mkdir(parents=True)
     save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, str(tmp / "base/unet/diffusion_pytorch_model.safetensors"))
     spec = LoraSpec(rank=4, alpha=4.0)
@@ -60,6 +64,8 @@ def main() -> None:
     times = {"load_save": [], "compose": []}
     for r in range(args.repeats):
         for job in (("load_save", "compose") if r % 2 else ("compose", "load_save")):   # alternate the order
+            os.sync()
+            time.sleep(args.settle)
             t = time.perf_counter()
             if job == "load_save":
                 save_file(load_file(str(src)), str(tmp / f"copy{r}.safetensors"))
@@ -74,7 +80,7 @@ def main() -> None:
     best = {k: statistics.median(v) for k, v in times.items()}
     import shutil
     shutil.rmtree(tmp)
-    print(json.dumps({"unet_parameters": params, "adapters": args.adapters, "modules_per_adapter": len(mods),
+    print(json.dumps({"unet_parameters": params, "base_dtype": args.base_dtype, "settle_s": args.settle, "adapters": args.adapters, "modules_per_adapter": len(mods),
                       "device": str(dev), "seconds": times, "median": best, "ratio_of_medians": best["compose"] / best["load_save"],
                       "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
                       "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=1))

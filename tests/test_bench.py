@@ -71,8 +71,10 @@ def test_resume_skips_finished_steps_and_reproduces_a_lost_one(bench_dir, tmp_pa
     assert main(ARGS + ["-o", str(out), "--workers", "1", "--json"]) == 0
     after = json.loads((folder / "step-02.json").read_text())
     assert (folder / "01-circle" / "pytorch_lora_weights.safetensors").stat().st_mtime_ns == mtime   # not retrained
-    for k in ("ua", "ua_prev", "ira", "cra", "erosion", "fd"):
-        assert after[k] == pytest.approx(before[k], abs=1e-9), k
+    for k in ("ua", "ua_prev", "ira", "cra", "erosion"):
+        assert after[k] == before[k], k
+    # two worker threads here vs one per worker process before: the features differ in the last float bits
+    assert after["fd"] == pytest.approx(before["fd"], rel=1e-6)
     assert np.array_equal(np.load(folder / "probe-02.npy"), np.load(bench_dir / "runs/duge/seed-0/probe-02.npy"))
 
 
