@@ -60,6 +60,11 @@ class BenchConfig:
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "BenchConfig":
+        """The inverse of to_dict (JSON lists back to tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
 
 @dataclass(frozen=True)
 class Run:
@@ -137,6 +142,11 @@ def probe_rows(cfg: BenchConfig) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- the base (step 0)
+def run_folder(out: Path, name: str, seed: int) -> Path:
+    """Where one run keeps its adapters NN-concept/, step-NN.json and probe-NN.npy."""
+    return out / "runs" / name / f"seed-{seed}"
+
+
 def base_file(out: Path, seed: int) -> Path:
     return out / "base" / f"seed-{seed}.npz"
 
@@ -209,7 +219,7 @@ def run_chain(run: Run, cfg: BenchConfig, out: Path, threads: int = 0, report: R
     if threads:
         torch.set_num_threads(threads)
     report = report or (lambda msg: None)
-    folder = out / "runs" / run.name / f"seed-{run.seed}"
+    folder = run_folder(out, run.name, run.seed)
     folder.mkdir(parents=True, exist_ok=True)
     base = load_base_verdicts(out, run.seed)
     scenes, rows = eval_scenes(cfg), probe_rows(cfg)
@@ -374,7 +384,7 @@ def collect(cfg: BenchConfig, out: Path, command: str = "") -> dict:
     results: dict = {"methods": {}, "ablation": {}, "base": _mean_base(base), "sequence": list(cfg.sequence),
                      "config": cfg.to_dict(), "command": command, "date": _now(), "machine": machine()}
     for r in runs_of(cfg):
-        per_seed = [_steps(out / "runs" / r.name / f"seed-{s}", len(cfg.sequence)) for s in cfg.seeds]
+        per_seed = [_steps(run_folder(out, r.name, s), len(cfg.sequence)) for s in cfg.seeds]
         entry = {"steps": _mean_steps(per_seed), "seeds": list(cfg.seeds)}
         if len(cfg.seeds) > 1:
             entry["per_seed"] = per_seed

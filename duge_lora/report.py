@@ -145,23 +145,21 @@ def plots(results: dict, folder: Path) -> list[Path]:
     return [path] + paths
 
 
-def grids(out: Path, results: dict, row_labels: list[str], folder: Path) -> list[Path]:
+def grids(out: Path, results: dict, folder: Path) -> list[Path]:
     """Per method: rows = probe prompts, columns = step 0 (base) .. K (from each step's kept probe images)."""
+    from .bench import BenchConfig, eval_scenes, load_base_verdicts, probe_rows, run_folder
     from .generate import grid
 
     folder.mkdir(parents=True, exist_ok=True)
-    seed = results["config"]["seeds"][0]
-    with np.load(out / "base" / f"seed-{seed}.npz") as z:
-        base_images = z["images"]
-    images_per_prompt = results["config"]["images"]
-    from .bench import BenchConfig, probe_rows
-    cfg = BenchConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in results["config"].items()})
-    base_probe = base_images[[r * images_per_prompt for r in probe_rows(cfg)]]
+    cfg = BenchConfig.from_dict(results["config"])
+    seed, rows, scenes = cfg.seeds[0], probe_rows(cfg), eval_scenes(cfg)
+    row_labels = [scenes[r].prompt() for r in rows]
+    base_probe = load_base_verdicts(out, seed)["images"][[r * cfg.images for r in rows]]
     paths = []
     for name in list(results["methods"]) + list(results["ablation"]):
         cols, col_labels = [base_probe], ["base"]
         for k, concept in enumerate(results["sequence"], 1):
-            f = out / "runs" / name / f"seed-{seed}" / f"probe-{k:02d}.npy"
+            f = run_folder(out, name, seed) / f"probe-{k:02d}.npy"
             if f.exists():
                 cols.append(np.load(f))
                 col_labels.append(f"{k} -{concept}")
@@ -212,18 +210,13 @@ def index_html(results: dict, md: str, plot_paths: list[Path], grid_paths: list[
 
 def write_report(out: Path, results: dict) -> dict[str, Path]:
     """Write every report file into `out`; returns their paths by kind."""
-    from .bench import BenchConfig, eval_scenes, probe_rows
-
-    cfg = BenchConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in results["config"].items()})
-    scenes = eval_scenes(cfg)
-    row_labels = [scenes[r].prompt() for r in probe_rows(cfg)]
     with atomic_path(out / "results.json") as tmp:
         tmp.write_text(json.dumps(results, indent=1))
     md = markdown(results)
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(md)
     plot_paths = plots(results, out / "plots")
-    grid_paths = grids(out, results, row_labels, out / "grids")
+    grid_paths = grids(out, results, out / "grids")
     with atomic_path(out / "index.html") as tmp:
         tmp.write_text(index_html(results, md, plot_paths, grid_paths, out))
     return {"json": out / "results.json", "markdown": out / "results.md", "html": out / "index.html",
