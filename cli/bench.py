@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from duge_lora.bench import ABLATIONS, METHODS, BenchConfig, check_config, collect, prepare_dir, run_bench, runs_of
+from duge_lora.bench import DEFAULT_ABLATION, METHODS, BenchConfig, check_config, collect, prepare_dir, run_bench, runs_of
 from duge_lora.errors import DugeError
 from duge_lora.report import fmt, summary_rows, write_report
 
@@ -41,7 +41,7 @@ def bench_command(
     methods: Annotated[str, typer.Option("--methods", help="Comma-separated methods.")] = ",".join(METHODS),
     sequence: Annotated[Optional[str], typer.Option("--sequence", help="Comma-separated concepts, erased in this order (default: the 10-request sequence).")] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; results are averaged over them.")] = "0",
-    ablation: Annotated[Optional[str], typer.Option("--ablation", help=f"DUGE variants to run ({', '.join(ABLATIONS)}), 'all' or 'none' (default: all; --quick: no-reg).")] = None,
+    ablation: Annotated[Optional[str], typer.Option("--ablation", help=f"DUGE variants to run ({', '.join(DEFAULT_ABLATION)}), 'all' or 'none' (default: all; --quick: no-reg).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="3 requests, 40 steps, a third of the prompts, one ablation variant: a smoke test in minutes.")] = False,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Training steps per request (default 100; --quick 40).")] = None,
     images: Annotated[Optional[int], typer.Option("--images", min=1, help="Evaluation images per prompt (default 1).")] = None,
@@ -66,7 +66,7 @@ def bench_command(
     if sequence is not None:
         overrides["sequence"] = tuple(c.lower() for c in _csv(sequence))
     if ablation is not None:
-        overrides["ablation"] = () if ablation == "none" else tuple(ABLATIONS) if ablation == "all" else _csv(ablation)
+        overrides["ablation"] = () if ablation == "none" else DEFAULT_ABLATION if ablation == "all" else _csv(ablation)
     if steps is not None:
         overrides["steps"] = steps
     if images is not None:

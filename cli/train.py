@@ -57,7 +57,7 @@ def train(
     steps: Annotated[int, typer.Option("--steps", min=1)] = TrainConfig.steps,
     lr: Annotated[float, typer.Option("--lr")] = TrainConfig.lr,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Rows per data set (anchor, preserve, replay) per step.")] = TrainConfig.batch,
-    weight: Annotated[Optional[list[str]], typer.Option("--weight", help="Loss weight, NAME=VALUE (ca_attn, ca_eps, pp, drift, overlap, replay, keep).")] = None,
+    weight: Annotated[Optional[list[str]], typer.Option("--weight", help="Loss weight, NAME=VALUE (ca_attn, ca_eps, pp, pp_kv, drift, overlap, replay, keep; drift and overlap are 0 by default).")] = None,
     seed: SeedOpt = 0,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Adapter folder to write (default: erase-<concept>, or inside --stack).")] = None,
     mixed_precision: Annotated[str, typer.Option("--mixed-precision", help="no, bf16 or fp16 (fp16 needs a GPU).")] = "no",

@@ -34,6 +34,15 @@ REG_TERMS = ("drift", "overlap", "replay", "keep")
 # the ablation: DUGE without each of its three losses, and without each sub-term of L_reg (their weights set to 0)
 ABLATIONS: dict[str, tuple[str, ...]] = {"no-ca": ("ca_attn", "ca_eps"), "no-pp": ("pp", "pp_kv"), "no-reg": REG_TERMS,
                                          **{f"no-{t}": (t,) for t in REG_TERMS}}
+
+
+def effective_ablations(weights: dict = DEFAULT_WEIGHTS) -> tuple[str, ...]:
+    """The variants that switch off at least one term DUGE uses by default. A variant that zeroes only terms
+    whose default weight is already 0 (drift and overlap, since the 2026-11-29 bench) would be DUGE itself."""
+    return tuple(v for v, terms in ABLATIONS.items() if any(weights.get(t, 0) for t in terms))
+
+
+DEFAULT_ABLATION = effective_ablations()
 STATE_FILE = "bench.json"
 Report = Callable[[dict], None]
 
@@ -44,7 +53,7 @@ class BenchConfig:
     methods: tuple[str, ...] = METHODS
     sequence: tuple[str, ...] = DEFAULT_SEQUENCE
     seeds: tuple[int, ...] = (0,)
-    ablation: tuple[str, ...] = tuple(ABLATIONS)   # DUGE variants, judged after the last request only
+    ablation: tuple[str, ...] = DEFAULT_ABLATION   # DUGE variants, judged after the last request only
     steps: int = 100                                # training steps per request (train's default)
     max_prompts: int = 64                           # prompts per data set (anchor / preserve / replay)
     images: int = 1                                 # evaluation images per prompt
@@ -93,7 +102,10 @@ def check_config(cfg: BenchConfig) -> None:
             raise DugeError(f"Unknown method {m!r} in --methods.", f"Choose from: {', '.join(TRAINABLE)}.")
     for v in cfg.ablation:
         if v not in ABLATIONS:
-            raise DugeError(f"Unknown ablation variant {v!r}.", f"Choose from: {', '.join(ABLATIONS)}, or none.")
+            raise DugeError(f"Unknown ablation variant {v!r}.", f"Choose from: {', '.join(DEFAULT_ABLATION)}, or none.")
+        if v not in DEFAULT_ABLATION:
+            raise DugeError(f"The ablation variant {v!r} would be DUGE itself: {' and '.join(ABLATIONS[v])} already "
+                            "weigh 0 by default.", f"Choose from: {', '.join(DEFAULT_ABLATION)}, or none.")
     if not cfg.sequence:
         raise DugeError("The sequence of requests is empty.", "Pass --sequence circle,red,... or leave it out.")
     if len(set(cfg.sequence)) != len(cfg.sequence):

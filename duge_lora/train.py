@@ -119,14 +119,18 @@ def encode_prompts(base: Base, prompts: list[str]) -> torch.Tensor:
 
 def make_data(base: Base, req: Request, earlier: list[Request], parents: list[Adapter], base_fp: str,
               cfg: TrainConfig, cache: Path | None, progress: Progress) -> TrainData:
-    """Prompt sets -> latents from theta_{k-1} (cached) and embeddings."""
+    """Prompt sets -> latents from theta_{k-1} (cached) and embeddings.
+
+    Only the segments the objective reads are generated (the baselines read the anchor set alone)."""
     import random
 
+    used = OBJECTIVES[cfg.method].segments
     sets = prompt_sets(req, earlier, base.toy_world, cfg.seed)
     rng = random.Random(cfg.seed)
     pick = lambda xs: sorted(rng.sample(xs, min(cfg.max_prompts, len(xs))))  # noqa: E731
     anchors = pick(sorted(set(sets.anchor)))
     preserve, replay = pick(sets.preserve) if sets.preserve else [], pick(sets.replay)
+    preserve, replay = (preserve if "preserve" in used else []), (replay if "replay" in used else [])
     parent_shas = [p.sha256 for p in parents]
     xs, cached = {}, {}
     for name, prompts in (("anchor", anchors), ("preserve", preserve), ("replay", replay)):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from duge_lora.bench import BenchConfig, eval_scenes, probe_rows, runs_of
+from duge_lora.bench import ABLATIONS, BenchConfig, eval_scenes, probe_rows, runs_of
+from duge_lora.losses import DEFAULT_WEIGHTS
 from duge_lora_cli.main import main
 
 ARGS = ["bench", "--quick", "--sequence", "circle,red", "--methods", "duge,uce", "--ablation", "no-reg",
@@ -90,6 +91,7 @@ def test_bench_refuses_other_settings_in_the_same_folder(bench_dir, capsys):
     (["--sequence", "circle,unicorn"], "not in the toy model's vocabulary"),
     (["--sequence", "circle,circle"], "appears twice"),
     (["--ablation", "no-fun"], "Unknown ablation variant"),
+    (["--ablation", "no-drift"], "would be DUGE itself"),
     (["--seeds", "one"], "not a comma-separated list of integers"),
 ])
 def test_bad_bench_options_are_one_sentence(args, words, tmp_path, capsys):
@@ -104,6 +106,10 @@ def test_runs_and_quick_scenes():
     names = [r.name for r in runs_of(cfg)]
     assert sorted(names) == sorted(list(cfg.methods) + [f"duge-{v}" for v in cfg.ablation])
     assert names[0] == "duge"                           # longest chains first
+    # the default ablation switches off every term that is on by default, one group at a time, and nothing else
+    on = {t for t, w in DEFAULT_WEIGHTS.items() if w}
+    assert set(cfg.ablation) == {v for v, terms in ABLATIONS.items() if on & set(terms)}
+    assert {t for v in cfg.ablation for t in ABLATIONS[v]} >= on
     quick = eval_scenes(BenchConfig.quick())
     assert len(quick) == len(eval_scenes(cfg)) // 3
     for axis_values in (lambda s: s.color, lambda s: s.style, lambda s: s.subject):

@@ -71,7 +71,8 @@ def test_record_and_header_carry_the_facts(circle):
     assert adapter.record == on_disk
     assert on_disk["request"]["concept"] == "circle" and on_disk["request"]["anchor"] == "oval"
     assert on_disk["base"]["fingerprint"] and on_disk["parents"] == []
-    assert set(on_disk["final_losses"]) >= {"ca_attn", "ca_eps", "pp", "replay", "drift"}
+    assert set(on_disk["final_losses"]) >= {"ca_attn", "ca_eps", "pp", "replay", "keep"}
+    assert not {"drift", "overlap"} & set(on_disk["final_losses"])     # weight 0 by default: not computed
     assert "circle" in (root / "erase-circle" / "README.md").read_text()
 
 
@@ -85,9 +86,9 @@ def test_cached_data_is_reused_and_parents_are_recorded(circle):
     assert all(again["data"]["cached"].values())
     second = load_base("toy", device="cpu")
     rec = train_adapter(second, make_request("red", True), [read_adapter(root / "erase-circle")],
-                        TrainConfig(**FAST), root / "erase-red", cache=root / "cache")
+                        TrainConfig(**FAST, weights={"overlap": 0.1}), root / "erase-red", cache=root / "cache")
     assert rec["parents"][0]["concept"] == "circle" and rec["parents"][0]["order"] == 1
-    assert "overlap" in rec["final_losses"]
+    assert rec["final_losses"]["overlap"] > 0            # switched on: adapter 2 is measured against adapter 1
 
 
 def test_interrupted_run_resumes_to_the_same_adapter(tmp_path, cache):
@@ -214,6 +215,8 @@ def test_baseline_objectives_train_two_steps(method, terms, tmp_path, cache):
     assert rec["method"] == method and set(rec["final_losses"]) == terms | {"loss"}
     assert rec["final_losses"]["loss"] > 0
     assert read_adapter(tmp_path / method).record["method"] == method
+    # only the anchor set is generated: the baselines never read the preserve or replay images
+    assert rec["data"]["anchor_latents"] > 0 and rec["data"]["preserve_latents"] == rec["data"]["replay_latents"] == 0
 
 
 def test_uce_closed_form_baseline(tmp_path):
