@@ -3,8 +3,11 @@
 Measures, side by side in one run: (a) loading and saving the base UNet state dict alone (safetensors),
 (b) `compose` of N rank-4 adapters on attn2.to_k/to_v (sum, unet format), which does (a) plus the merge.
 Usage: .venv/bin/python scripts/bench_compose.py [--adapters 10] [--repeats 2] [--device auto] [--base-dtype fp16|fp32]
+       [--settle 3] [--dir /dev/shm]
 (SD 1.5's own UNet weights are published in fp32 and in fp16; --base-dtype picks how the random base is stored.)
 Between jobs the script syncs the disk and waits --settle seconds, so no job pays for the previous one's write-back.
+--dir puts the files elsewhere (default: the system's temp folder); a tmpfs such as /dev/shm takes the disk out
+of the measurement, leaving what compose itself adds to reading and writing the weights.
 """
 from __future__ import annotations
 
@@ -38,11 +41,12 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--base-dtype", choices=("fp16", "fp32"), default="fp16")
     ap.add_argument("--settle", type=float, default=3.0)
+    ap.add_argument("--dir", default=None, help="where to write the base, adapters and outputs (default: the temp folder)")
     args = ap.parse_args()
     from diffusers import UNet2DConditionModel
 
     dev = pick_device(args.device)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-compose-"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-compose-", dir=args.dir))
     torch.manual_seed(0)
     unet = UNet2DConditionModel(**SD15_UNET).to(torch.float16 if args.base_dtype == "fp16" else torch.float32)
     (tmp / "base" / "unet").mkdir(parents=True)
@@ -80,7 +84,7 @@ def main() -> None:
     best = {k: statistics.median(v) for k, v in times.items()}
     import shutil
     shutil.rmtree(tmp)
-    print(json.dumps({"unet_parameters": params, "base_dtype": args.base_dtype, "settle_s": args.settle, "adapters": args.adapters, "modules_per_adapter": len(mods),
+    print(json.dumps({"unet_parameters": params, "dir": str(tmp.parent), "base_dtype": args.base_dtype, "settle_s": args.settle, "adapters": args.adapters, "modules_per_adapter": len(mods),
                       "device": str(dev), "seconds": times, "median": best, "ratio_of_medians": best["compose"] / best["load_save"],
                       "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
                       "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=1))
