@@ -235,8 +235,10 @@ def read_model(path: Path) -> tuple[dict[str, torch.Tensor], dict, str]:
 
 
 def write_output(comp: Composition, source: str, output: Path, dtype: torch.dtype | None = None,
-                 state: dict | None = None) -> None:
-    """Write a composition (atomically) in its format; `state` overrides the base UNet weights (for remove)."""
+                 state: dict | None = None, like: Path | None = None) -> None:
+    """Write a composition (atomically) in its format; `state` overrides the base UNet weights (for remove), read
+    from the file `like`. The manifest in the header is padded so the tensor data keeps that file's page alignment
+    (layout.py: it makes writing an SD-sized UNet as fast as copying the base)."""
     import json
     import shutil
 
@@ -244,6 +246,7 @@ def write_output(comp: Composition, source: str, output: Path, dtype: torch.dtyp
 
     from .adapter import lora_metadata
     from .io import atomic_path
+    from .layout import aligned_metadata
 
     fmt = comp.manifest["output_format"]
     header = {"format": "pt", MANIFEST_KEY: json.dumps(comp.manifest, sort_keys=True)}
@@ -263,6 +266,7 @@ def write_output(comp: Composition, source: str, output: Path, dtype: torch.dtyp
                 unet = {k: v.to(dtype) if v.is_floating_point() else v for k, v in unet.items()}
             add_deltas(unet, comp.deltas)
             unet = {k: v.to("cpu").contiguous() for k, v in unet.items()}
+            header = aligned_metadata(unet, header, MANIFEST_KEY, like or folder / UNET_WEIGHTS)
             if fmt == "unet":
                 save_file(unet, str(tmp), metadata=header)
             else:
@@ -369,7 +373,8 @@ def remove_adapter(model: str | Path, adapter: str | Path, output: str | Path, b
 
     t0, model, output = time.time(), Path(model), Path(output)
     comp, state = removal(model, read_adapter(adapter), device)
-    write_output(comp, str(model) if model.is_dir() else resolve_base(base)[0], output, state=state)
+    write_output(comp, str(model) if model.is_dir() else resolve_base(base)[0], output, state=state,
+                 like=model / UNET_WEIGHTS if model.is_dir() else model)
     return {"output": str(output), "method": "remove", "format": comp.manifest["output_format"],
             "adapters": comp.manifest["adapters"], "removed": str(adapter), "manifest": comp.manifest,
             "seconds": round(time.time() - t0, 3)}

@@ -5,7 +5,8 @@ Measures, side by side in one run: (a) loading and saving the base UNet state di
 Usage: .venv/bin/python scripts/bench_compose.py [--adapters 10] [--repeats 2] [--device auto] [--base-dtype fp16|fp32]
        [--settle 3] [--dir /dev/shm]
 (SD 1.5's own UNet weights are published in fp32 and in fp16; --base-dtype picks how the random base is stored.)
-Between jobs the script syncs the disk and waits --settle seconds, so no job pays for the previous one's write-back.
+Between jobs the script syncs the disk, deletes the previous job's output and waits --settle seconds, so no job pays
+for the previous one's write-back or memory.
 --dir puts the files elsewhere (default: the system's temp folder); a tmpfs such as /dev/shm takes the disk out
 of the measurement, leaving what compose itself adds to reading and writing the weights.
 """
@@ -79,8 +80,9 @@ def main() -> None:
                 write_output(compose(items, "sum", "unet", device=dev), str(tmp / "base"), tmp / f"merged{r}.safetensors")
                 synced(tmp / f"merged{r}.safetensors")
             times[job].append(time.perf_counter() - t)
-        (tmp / f"copy{r}.safetensors").unlink()
-        (tmp / f"merged{r}.safetensors").unlink()
+            # delete the output at once: a 1.7-3.4 GB file left in the page cache (or in tmpfs) made whichever job
+            # ran second 3-4x slower in earlier runs of this script
+            (tmp / (f"copy{r}.safetensors" if job == "load_save" else f"merged{r}.safetensors")).unlink()
     best = {k: statistics.median(v) for k, v in times.items()}
     import shutil
     shutil.rmtree(tmp)

@@ -94,6 +94,29 @@ def test_cli_compose_verifies_and_writes_manifest(world, capsys):
     from safetensors import safe_open
     with safe_open(str(out), "pt") as f:
         assert json.loads(f.metadata()["duge_manifest"])["adapters"][1]["sha256"] == result["adapters"][1]["sha256"]
+    # the manifest is padded so the tensor data keeps the base file's page alignment (layout.py)
+    from duge_lora.compose import UNET_WEIGHTS, base_folder
+    from duge_lora.layout import PAGE, data_start
+    from duge_lora.models import resolve_base
+    base_file = base_folder(resolve_base(name)[0]) / UNET_WEIGHTS
+    assert (data_start(out) - data_start(base_file)) % PAGE == 0
+
+
+def test_header_size_is_what_safetensors_writes(tmp_path):
+    from safetensors.torch import save_file
+
+    from duge_lora.layout import aligned_metadata, data_start, header_size
+    state = {"b.weight": torch.zeros(3, 5, dtype=torch.float16), "a.weight": torch.ones(7, dtype=torch.float32),
+             "c": torch.zeros(2, dtype=torch.int64), "d": torch.zeros(4, dtype=torch.bfloat16), "e": torch.zeros(1, dtype=torch.bool)}
+    meta = {"format": "pt", "duge_manifest": json.dumps({"concept": 'Mickey "Mouse" \\ é\n', "w": [1, 0.5]})}
+    save_file(state, str(tmp_path / "x.safetensors"), metadata=meta)
+    assert data_start(tmp_path / "x.safetensors") == 8 + header_size(state, meta)
+    like = tmp_path / "like.safetensors"                  # a file whose data starts somewhere else
+    save_file({"w" * 300: torch.zeros(1)}, str(like))
+    padded = aligned_metadata(state, meta, "duge_manifest", like)
+    save_file(state, str(tmp_path / "y.safetensors"), metadata=padded)
+    assert (data_start(tmp_path / "y.safetensors") - data_start(like)) % 4096 == 0
+    assert json.loads(padded["duge_manifest"]) == json.loads(meta["duge_manifest"])
 
 
 def test_compose_bad_input(world, tmp_path, capsys):
