@@ -450,7 +450,3 @@ def machine() -> dict:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def total_steps(cfg: BenchConfig) -> int:
-    return len(runs_of(cfg)) * len(cfg.sequence)

@@ -6,9 +6,10 @@ SD-1.5-sized UNet (3.4 GB, fp32), writing it took 1.5 s when (X - Y) was a multi
 manifest in the header shifted it by 2,152 or 4,104 bytes (docs/benchmarks.md, issue 4). `aligned_metadata`
 pads the manifest with spaces so the output's data section starts at the source's offset modulo 4096.
 
-The header size is predicted the way safetensors 0.4-0.8 writes it (tensors ordered by dtype, largest first in
-its enum order, then by name; compact JSON; padded with spaces to a multiple of 8). If that ever changes, only
-the alignment (speed) is lost, never correctness: the padding is whitespace at the end of a JSON string.
+The header size is predicted the way safetensors 0.8 writes it (tensors ordered by dtype, last first in its
+enum order, then by name; compact JSON; padded with spaces to a multiple of 8; tests/test_compose.py checks it
+against real files). If that ever changes, only the alignment (speed) is lost, never correctness: the padding
+is whitespace at the end of a JSON string.
 """
 from __future__ import annotations
 

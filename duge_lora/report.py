@@ -46,6 +46,11 @@ def _step_table(results: dict, metric: str) -> list[str]:
     return lines + [""]
 
 
+def _final(steps: list[dict], last: int) -> dict | None:
+    """The judged row of request `last` (ablation variants are judged only there), or None."""
+    return next((r for r in steps if r["step"] == last and "mean_ua" in r), None)
+
+
 def _ablation_table(results: dict) -> list[str]:
     last = len(results["sequence"])
     rows = {"duge (all terms)": results["methods"].get("duge", {}).get("steps", [])} | \
@@ -54,7 +59,7 @@ def _ablation_table(results: dict) -> list[str]:
              "| variant | " + " | ".join(METRICS[c][0].split(",")[0].split(" (")[0] for c in ABLATION_COLUMNS) + " |",
              "|---|" + "---:|" * len(ABLATION_COLUMNS)]
     for name, steps in rows.items():
-        final = next((r for r in steps if r["step"] == last and "mean_ua" in r), None)
+        final = _final(steps, last)
         if final is None:
             continue
         final = final | {"seconds": sum(r.get("seconds") or 0 for r in steps) / max(1, len(steps))}
@@ -67,7 +72,7 @@ def summary_rows(results: dict) -> list[tuple[str, dict]]:
     last = len(results["sequence"])
     out = []
     for name, entry in results["methods"].items():
-        final = next((r for r in entry["steps"] if r["step"] == last and "mean_ua" in r), None)
+        final = _final(entry["steps"], last)
         if final:
             total = sum(r.get("seconds") or 0 for r in entry["steps"])
             out.append((name, final | {"total_seconds": total}))

@@ -129,8 +129,8 @@ def make_data(base: Base, req: Request, earlier: list[Request], parents: list[Ad
     rng = random.Random(cfg.seed)
     pick = lambda xs: sorted(rng.sample(xs, min(cfg.max_prompts, len(xs))))  # noqa: E731
     anchors = pick(sorted(set(sets.anchor)))
-    preserve, replay = pick(sets.preserve) if sets.preserve else [], pick(sets.replay)
-    preserve, replay = (preserve if "preserve" in used else []), (replay if "replay" in used else [])
+    preserve = pick(sets.preserve) if sets.preserve and "preserve" in used else []
+    replay = pick(sets.replay) if "replay" in used else []
     parent_shas = [p.sha256 for p in parents]
     xs, cached = {}, {}
     for name, prompts in (("anchor", anchors), ("preserve", preserve), ("replay", replay)):
