@@ -12,11 +12,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from duge_lora.bench import DEFAULT_ABLATION, METHODS, BenchConfig, check_config, collect, prepare_dir, run_bench, runs_of
+from duge_lora.bench import DEFAULT_ABLATION, METHODS, BenchConfig, check_config, prepare_dir, run_bench, runs_of
+from duge_lora.bench_results import collect
 from duge_lora.errors import DugeError
 from duge_lora.report import fmt, summary_rows, write_report
 
-from .common import JsonOpt, OverwriteOpt, emit_json, err, note, out
+from .common import JsonOpt, OverwriteOpt, err, note
+from .output import Output
 
 EXAMPLES = """
 
@@ -87,14 +89,12 @@ def bench_command(
     results["wall_seconds"] = round(time.time() - t0, 1)
     results["workers"] = workers
     paths = write_report(output, results)
-    if json_:
-        emit_json({"output": str(output), "wall_seconds": results["wall_seconds"],
-                   "final": {name: row for name, row in summary_rows(results)},
-                   "files": {k: str(v) for k, v in paths.items()}})
-        return
-    _print_summary(results)
-    note(f"wrote {paths['html']} (open it in a browser), {paths['markdown']} and {paths['json']} "
-         f"in {results['wall_seconds']:.0f} s")
+    Output(json_).show({"output": str(output), "wall_seconds": results["wall_seconds"],
+                        "final": {name: row for name, row in summary_rows(results)},
+                        "files": {k: str(v) for k, v in paths.items()}}, _summary(results))
+    if not json_:
+        note(f"wrote {paths['html']} (open it in a browser), {paths['markdown']} and {paths['json']} "
+             f"in {results['wall_seconds']:.0f} s")
 
 
 def _run_with_progress(cfg: BenchConfig, output: Path, workers: int, quiet: bool) -> None:
@@ -124,7 +124,7 @@ def _run_with_progress(cfg: BenchConfig, output: Path, workers: int, quiet: bool
         run_bench(cfg, output, workers, report)
 
 
-def _print_summary(results: dict) -> None:
+def _summary(results: dict) -> Table:
     n = len(results["sequence"])
     table = Table(title=f"after request {n} ({' -> '.join(results['sequence'])})")
     for col in ("method", "mean UA", "UA_prev", "IRA", "CRA", "erosion", "FD", "s/request"):
@@ -132,7 +132,7 @@ def _print_summary(results: dict) -> None:
     for name, r in summary_rows(results):
         table.add_row(name, *(fmt(r[k], True) for k in ("mean_ua", "ua_prev", "ira", "cra", "erosion")),
                       fmt(r["fd"], False), f"{r['total_seconds'] / n:.1f}")
-    out.print(table)
+    return table
 
 
 bench_command.__doc__ += EXAMPLES

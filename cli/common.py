@@ -1,7 +1,6 @@
-"""What every command shares: the consoles, option types, progress bars and JSON output."""
+"""What every command shares: the consoles, option types and progress bars."""
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -14,17 +13,12 @@ out = Console(soft_wrap=True)                    # results (stdout)
 err = Console(stderr=True, soft_wrap=True)         # progress, notes and errors (stderr)
 
 BaseOpt = Annotated[str, typer.Option("--base", help="Base model: 'toy' (the embedded default), a local diffusers folder, or a Hub id.")]
-AdaptersOpt = Annotated[Optional[list[str]], typer.Option("--adapters", help="Adapters to apply to the base, in order, each optionally ADAPTER:WEIGHT (merged in memory, as `compose` does).")]
+AdaptersOpt = Annotated[Optional[list[str]], typer.Option("--adapters", help="Adapters to apply to the base, in order, each optionally ADAPTER:WEIGHT (merged in memory, as `compose` does); the list ends at the next option.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same images.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="'auto' (GPU when there is one), 'cpu' or 'cuda'.")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.")]
-
-
-def emit_json(obj: dict) -> None:
-    """One JSON object on stdout (nothing else goes to stdout under --json)."""
-    print(json.dumps(obj, indent=None, sort_keys=False))
 
 
 @contextmanager

@@ -1,22 +1,21 @@
-"""The `duge-lora` entry point: the typer app, and the one place expected errors become one sentence."""
+"""The `duge-lora` entry point: the typer app, its commands, and the one place failures are caught (errors.py)."""
 from __future__ import annotations
 
 import os
 import sys
 
-import click
 import typer
 
 from duge_lora import __version__
-from duge_lora.errors import DugeError
 
 from . import toy
 from .bench import bench_command
-from .common import err
 from .compose import compose_command, inspect_command
+from .errors import handle
 from .evaluate import eval_command
 from .sample import sample
 from .train import train
+from .variadic import make_variadic
 
 app = typer.Typer(name="duge-lora", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Continual concept unlearning for text-to-image models: one DUGE LoRA adapter per request.")
@@ -28,24 +27,6 @@ app.command("inspect")(inspect_command)
 app.command("bench")(bench_command)
 app.add_typer(toy.app, name="toy")
 
-# options that take several values after one flag (`--adapters a1 a2 a3`), as the docs show them
-VARIADIC = ("--adapters", "--after", "--preserve", "--synonym", "--concept")
-
-
-def expand_variadic(argv: list[str]) -> list[str]:
-    """Rewrite `--adapters a b c` as `--adapters a --adapters b --adapters c` (click wants one value per flag)."""
-    out, flag = [], None
-    for arg in argv:
-        if arg in VARIADIC:
-            flag = arg
-            continue
-        if flag and not arg.startswith("-"):
-            out += [flag, arg]
-            continue
-        flag = None
-        out.append(arg)
-    return out
-
 
 def _quiet_libraries() -> None:
     """Silence what diffusers/transformers print for library authors (loading bars, 'no LoRA keys for the text
@@ -56,27 +37,26 @@ def _quiet_libraries() -> None:
         os.environ.setdefault(var, value)
 
 
+def command_line():
+    """The click command of the app, with its multi-value options (variadic.py)."""
+    command = typer.main.get_command(app)
+    make_variadic(command)
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; expected failures print one sentence to stderr and exit 1 (traceback with DUGE_LORA_DEBUG=1)."""
-    args = expand_variadic(list(sys.argv[1:] if argv is None else argv))
+    """Run the CLI; expected failures print one sentence to stderr and exit non-zero (errors.py)."""
+    args = list(sys.argv[1:] if argv is None else argv)
     if args in (["--version"], ["-V"]):
         print(f"duge-lora {__version__}")
         return 0
     _quiet_libraries()
-    command = typer.main.get_command(app)
     try:
-        code = command.main(args=args, prog_name="duge-lora", standalone_mode=False)
-    except DugeError as exc:
-        if os.environ.get("DUGE_LORA_DEBUG"):
+        code = command_line().main(args=args, prog_name="duge-lora", standalone_mode=False)
+    except BaseException as exc:          # noqa: BLE001 - handle() re-raises what is not an expected failure
+        if isinstance(exc, SystemExit):
             raise
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        code = getattr(exc, "exit_code", 1)
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        err.print("[bold red]interrupted[/]: nothing was written.")
-        code = 130
+        code = handle(exc, next((a for a in args if not a.startswith("-")), None))
     code = code if isinstance(code, int) else 0
     if argv is None:
         sys.exit(code)

@@ -7,13 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from duge_lora.generate import generate, grid, side_by_side
-from duge_lora.errors import DugeError
-from duge_lora.io import atomic_path, check_output
 from duge_lora.compose import apply_to_base
-from duge_lora.models import check_prompts, load_base
+from duge_lora.errors import DugeError
+from duge_lora.generate import generate, grid, side_by_side
+from duge_lora.io import atomic_path, check_output
+from duge_lora.models import load_base
 
-from .common import AdaptersOpt, BaseOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt, SeedOpt, emit_json, note, progress_bar
+from .common import AdaptersOpt, BaseOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt, SeedOpt, note, progress_bar
+from .output import Output
 
 EXAMPLES = """
 
@@ -24,6 +25,11 @@ Examples:
   duge-lora sample "a blue mickey" -o erased.png --adapters path/to/adapter --overwrite
 
   duge-lora sample "a red circle" "a blue oval" --adapters erase-circle --compare -o before-after.png
+
+  duge-lora sample --adapters erase-circle erase-red "a red circle" -o x.png
+
+--adapters takes several adapters; the list ends at the next option or at the first word that is not an
+adapter (an existing folder or file, optionally PATH:WEIGHT), so prompts may follow it.
 """
 
 
@@ -50,7 +56,7 @@ def sample(
         raise DugeError("--compare shows the base beside the base with adapters, but no --adapters were given.",
                         "Add --adapters A1 [A2 ...], or drop --compare.")
     b = load_base(base, device)
-    check_prompts(b, prompts)
+    b.world.check_prompts(prompts)
     run = lambda bar: generate(b, prompts, n, seed, guidance_scale=guidance, num_inference_steps=steps,  # noqa: E731
                                progress=lambda d, t: bar(d, t))
     before = None
@@ -69,10 +75,7 @@ def sample(
         picture.save(tmp, format="PNG")
     result = {"output": str(output), "base": b.name, "adapters": adapters or [], "prompts": prompts, "n": n,
               "seed": seed, "seconds": round(time.time() - t0, 2)}
-    if json_:
-        emit_json(result)
-    else:
-        note(f"wrote {output} ({len(prompts)} prompts x {n} images, {result['seconds']} s)")
+    Output(json_).show(result, f"wrote {output} ({len(prompts)} prompts x {n} images, {result['seconds']} s)")
 
 
 sample.__doc__ += EXAMPLES

@@ -10,8 +10,10 @@ import typer
 from duge_lora import toy as toy_pkg
 from duge_lora.io import check_output
 from duge_lora.toy import world
+from duge_lora.toy.build import BuildConfig
 
-from .common import JsonOpt, OverwriteOpt, emit_json, note, out, staged_progress
+from .common import JsonOpt, OverwriteOpt, out, staged_progress
+from .output import Output
 
 app = typer.Typer(help="The embedded toy world and model: rebuild it, find it, list its words.", no_args_is_help=True)
 
@@ -34,7 +36,7 @@ def vocab(json_: JsonOpt = False) -> None:
         "other": [w for w in world.vocabulary() if world.canonical(w) not in world.NEIGHBOURS],
     }
     if json_:
-        emit_json(groups)
+        Output(True).show(groups)
         return
     for name, words in groups.items():
         shown = ", ".join(f"{k} ({'/'.join(v)})" for k, v in words.items()) if isinstance(words, dict) else ", ".join(words)
@@ -45,11 +47,11 @@ def vocab(json_: JsonOpt = False) -> None:
 def build(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the new model (pipeline/, judge/, build.json).")] = Path("toy-build"),
     work: Annotated[Path, typer.Option("--work", help="Cache of finished stages; a rerun resumes from it.")] = Path.home() / ".cache" / "duge-lora" / "toy-build",
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    n_train: Annotated[int, typer.Option("--n-train", help="Training renders.")] = 48_000,
-    judge_steps: Annotated[int, typer.Option("--judge-steps")] = 900,
-    vae_steps: Annotated[int, typer.Option("--vae-steps")] = 1_100,
-    unet_steps: Annotated[int, typer.Option("--unet-steps")] = 3_500,
+    seed: Annotated[int, typer.Option("--seed")] = BuildConfig.seed,
+    n_train: Annotated[int, typer.Option("--n-train", help="Training renders.")] = BuildConfig.n_train,
+    judge_steps: Annotated[int, typer.Option("--judge-steps")] = BuildConfig.judge_steps,
+    vae_steps: Annotated[int, typer.Option("--vae-steps")] = BuildConfig.vae_steps,
+    unet_steps: Annotated[int, typer.Option("--unet-steps")] = BuildConfig.unet_steps,
     overwrite: OverwriteOpt = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -57,14 +59,11 @@ def build(
 
     To replace the shipped model: duge-lora toy build -o "$(dirname "$(duge-lora toy path)")" --overwrite
     """
-    from duge_lora.toy.build import BuildConfig, build as run_build
+    from duge_lora.toy.build import build as run_build
 
     check_output(output, overwrite)
     cfg = BuildConfig(seed=seed, n_train=n_train, judge_steps=judge_steps, vae_steps=vae_steps, unet_steps=unet_steps)
     with staged_progress() as progress:
         report = run_build(output, work, cfg, progress)
-    if json_:
-        emit_json(report)
-    else:
-        note(json.dumps({k: report[k] for k in ("judge_heldout_accuracy", "vae_psnr", "seconds")}, indent=1))
-        note(f"wrote {output}")
+    summary = json.dumps({k: report[k] for k in ("judge_heldout_accuracy", "vae_psnr", "seconds")}, indent=1)
+    Output(json_).show(report, f"{summary}\nwrote {output}")

@@ -13,8 +13,6 @@ worker processes (one torch thread each on a 2-core CPU is faster in total than 
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -23,10 +21,12 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import DugeError
+from .errors import BenchInterrupted, DugeError, TrainingStopped, param
 from .io import atomic_path
 from .losses import DEFAULT_WEIGHTS
 from .stack import slug
+from .workers import run_all
+from .worlds.toy import TOY
 
 DEFAULT_SEQUENCE = ("circle", "red", "mickey", "star", "striped", "kitty", "triangle", "blue", "heart", "yellow")
 METHODS = ("duge", "naive", "esd", "ablate", "uce", "l2sp")
@@ -94,12 +94,12 @@ class Run:
 
 def check_config(cfg: BenchConfig) -> None:
     """Refuse unknown methods, variants or concepts up front, in one sentence each."""
-    from .concepts import make_request
     from .train import METHODS as TRAINABLE
 
     for m in cfg.methods:
         if m not in TRAINABLE:
-            raise DugeError(f"Unknown method {m!r} in --methods.", f"Choose from: {', '.join(TRAINABLE)}.")
+            raise DugeError(f"Unknown method {m!r} in {param('methods')}.", f"Choose from: {', '.join(TRAINABLE)}.",
+                           option="methods")
     for v in cfg.ablation:
         if v not in ABLATIONS:
             raise DugeError(f"Unknown ablation variant {v!r}.", f"Choose from: {', '.join(DEFAULT_ABLATION)}, or none.")
@@ -107,13 +107,15 @@ def check_config(cfg: BenchConfig) -> None:
             raise DugeError(f"The ablation variant {v!r} would be DUGE itself: {' and '.join(ABLATIONS[v])} already "
                             "weigh 0 by default.", f"Choose from: {', '.join(DEFAULT_ABLATION)}, or none.")
     if not cfg.sequence:
-        raise DugeError("The sequence of requests is empty.", "Pass --sequence circle,red,... or leave it out.")
+        raise DugeError("The sequence of requests is empty.", f"Pass {param('sequence')} circle,red,... or leave it out.",
+                       option="sequence")
     if len(set(cfg.sequence)) != len(cfg.sequence):
-        raise DugeError("A concept appears twice in --sequence.", "List each concept once.")
+        raise DugeError(f"A concept appears twice in {param('sequence')}.", "List each concept once.", option="sequence")
     if not cfg.methods and not cfg.ablation:
-        raise DugeError("Nothing to run: no methods and no ablation.", "Pass --methods duge (at least).")
+        raise DugeError("Nothing to run: no methods and no ablation.", f"Pass {param('methods')} duge (at least).",
+                       option="methods")
     for c in cfg.sequence:
-        make_request(c, True)              # unknown words -> a clear DugeError
+        TOY.make_request(c)              # unknown words -> a clear DugeError
 
 
 def runs_of(cfg: BenchConfig) -> list[Run]:
@@ -138,11 +140,10 @@ def eval_scenes(cfg: BenchConfig) -> list:
 
 def probe_rows(cfg: BenchConfig) -> list[int]:
     """Scenes shown in the grids (indices into eval_scenes): one per target, then three that show no target."""
-    from .concepts import make_request
     from .toy import world
 
     scenes = eval_scenes(cfg)
-    reqs = [make_request(c, True) for c in cfg.sequence]
+    reqs = [TOY.make_request(c) for c in cfg.sequence]
     hit = lambda s, r: getattr(s, world.SLOT[r.axis]) == r.concept  # noqa: E731
     rows = []
     for r in reqs:
@@ -165,7 +166,6 @@ def base_file(out: Path, seed: int) -> Path:
 
 def measure_base(cfg: BenchConfig, out: Path, seed: int) -> dict:
     """Judge the base once per seed (with every target's synonyms); keep its verdicts and features for erosion/FD."""
-    from .concepts import make_request
     from .evaluate import sample_eval
     from .metrics import unlearning_metrics
     from .models import load_base
@@ -175,7 +175,7 @@ def measure_base(cfg: BenchConfig, out: Path, seed: int) -> dict:
         return json.loads(path.with_suffix(".json").read_text())
     t0 = time.time()
     b = load_base(cfg.base, "cpu")
-    reqs = [make_request(c, True) for c in cfg.sequence]
+    reqs = [TOY.make_request(c) for c in cfg.sequence]
     s = sample_eval(b, cfg.images, seed, reqs, eval_scenes(cfg), features=True)
     m = unlearning_metrics(s.scenes, s.hits, s.synonym, [(r.axis, r.concept) for r in reqs])
     canon = ~s.synonym
@@ -216,17 +216,66 @@ def step_metrics(cfg: BenchConfig, sample, base: dict[str, np.ndarray], reqs: li
             "non_target_images": int(keep.sum()), "accuracy": m["accuracy"], "targets": m["targets"]}
 
 
+def _train_request(run: Run, cfg: BenchConfig, out: Path, req, adapters: list[Path], adapter: Path, say) -> tuple:
+    """Train request k on the run's adapters 1..k-1 (or read it back): (record, the model training ended with)."""
+    from .compose import Item, apply_items
+    from .models import load_base
+    from .records import resolve_adapter, resolve_adapters
+    from .train import TrainConfig, train_adapter
+
+    if (adapter / "duge.json").exists():
+        return resolve_adapter(adapter).record, None
+    trainee = load_base(cfg.base, "cpu")
+    tcfg = TrainConfig(method=run.method, steps=cfg.steps, seed=run.seed, weights=run.weights(),
+                       max_prompts=cfg.max_prompts, checkpoint_every=max(10, cfg.steps // 4))
+    record = train_adapter(trainee, req, resolve_adapters(adapters), tcfg, adapter, resume=True, cache=out / "cache",
+                           progress=lambda stage, d, t, info: say(stage, d, t))
+    if run.method == "uce":            # closed form: theta_{k-1} is merged, merge adapter k the same way
+        apply_items(trainee, [Item(resolve_adapter(adapter))], record.base.fingerprint)
+    return record, trainee.pipe.unet.eval()
+
+
+def _judge_step(cfg: BenchConfig, run: Run, composed, reqs: list, base: dict, folder: Path, k: int, say) -> dict:
+    """Judge the composed stack 1..k; keep the probe rows' images for the grids."""
+    from .evaluate import sample_eval
+
+    t0 = time.time()
+    s = sample_eval(composed, cfg.images, run.seed, reqs, eval_scenes(cfg), features=True,
+                    progress=lambda d, t: say("judge", d, t))
+    row = step_metrics(cfg, s, base, reqs) | {"eval_seconds": round(time.time() - t0, 1)}
+    canon_images = s.images[~s.synonym]
+    with atomic_path(folder / f"probe-{k:02d}.npy") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, canon_images[[r * cfg.images for r in probe_rows(cfg)]])
+    return row
+
+
+def _step(run: Run, cfg: BenchConfig, out: Path, k: int, reqs: list, adapters: list[Path], base: dict, report) -> dict:
+    """Request k of a run: train it, compose 1..k (compose's sum, in memory), check and judge the result."""
+    from .compose import apply_to_base
+    from .models import load_base
+    from .verify import probe
+
+    folder = run_folder(out, run.name, run.seed)
+    say = lambda stage, d, t, info=None: report({"run": run.key, "step": k, "stage": stage, "done": d, "total": t})  # noqa: E731
+    record, live = _train_request(run, cfg, out, reqs[-1], adapters[:-1], adapters[-1], say)
+    row: dict = {"step": k, "target": reqs[-1].concept, "seconds": record.seconds, "peak_mb": record.peak_mb,
+                 "data_cached": record.data.get("cached")}
+    say("compose", 0, 1)
+    composed = load_base(cfg.base, "cpu")
+    t0 = time.time()
+    apply_to_base(composed, [str(a) for a in adapters])
+    row["compose_seconds"] = round(time.time() - t0, 3)
+    if live is not None:                     # the composed stack vs the model training ended with
+        row["compose_max_abs_diff"] = float((probe(composed.pipe.unet) - probe(live)).abs().max())
+    if run.every_step or k == len(cfg.sequence):
+        row |= _judge_step(cfg, run, composed, reqs, base, folder, k, say)
+    return row
+
+
 def run_chain(run: Run, cfg: BenchConfig, out: Path, threads: int = 0, report: Report | None = None) -> list[dict]:
     """Train, compose and judge request 1..K of one run, skipping what a previous attempt finished."""
     import torch
-
-    from .adapter import read_adapter
-    from .compose import apply_to_base
-    from .concepts import make_request
-    from .evaluate import sample_eval
-    from .merge import merge_into
-    from .models import load_base, probe
-    from .train import TrainConfig, train_adapter
 
     if threads:
         torch.set_num_threads(threads)
@@ -234,71 +283,19 @@ def run_chain(run: Run, cfg: BenchConfig, out: Path, threads: int = 0, report: R
     folder = run_folder(out, run.name, run.seed)
     folder.mkdir(parents=True, exist_ok=True)
     base = load_base_verdicts(out, run.seed)
-    scenes, rows = eval_scenes(cfg), probe_rows(cfg)
     reqs, adapters, results = [], [], []
     for k, concept in enumerate(cfg.sequence, 1):
-        req = make_request(concept, True)
-        reqs.append(req)
-        adapter = folder / f"{k:02d}-{slug(concept)}"
+        reqs.append(TOY.make_request(concept))
+        adapters.append(folder / f"{k:02d}-{slug(concept)}")
         result_file = folder / f"step-{k:02d}.json"
-        judged = run.every_step or k == len(cfg.sequence)
         if result_file.exists():
-            adapters.append(adapter)
             results.append(json.loads(result_file.read_text()))
-            report({"run": run.key, "step": k, "stage": "done", "done": 1, "total": 1})
-            continue
-        say = lambda stage, d, t, info=None, k=k: report({"run": run.key, "step": k, "stage": stage, "done": d, "total": t})  # noqa: E731
-        row: dict = {"step": k, "target": concept}
-        live = None
-        if (adapter / "duge.json").exists():
-            record = read_adapter(adapter).record
         else:
-            trainee = load_base(cfg.base, "cpu")
-            tcfg = TrainConfig(method=run.method, steps=cfg.steps, seed=run.seed, weights=run.weights(),
-                               max_prompts=cfg.max_prompts, checkpoint_every=max(10, cfg.steps // 4))
-            record = train_adapter(trainee, req, [read_adapter(a) for a in adapters], tcfg, adapter, resume=True,
-                                   cache=out / "cache", progress=lambda stage, d, t, info: say(stage, d, t))
-            live = trainee.pipe.unet.eval()
-            if run.method == "uce":            # closed form: theta_{k-1} is merged, merge adapter k the same way
-                merge_into(live, [read_adapter(adapter)])
-        adapters.append(adapter)
-        row |= {"seconds": record["seconds"], "peak_mb": record.get("peak_mb"),
-                "data_cached": record.get("data", {}).get("cached")}
-        say("compose", 0, 1)
-        composed = load_base(cfg.base, "cpu")
-        t0 = time.time()
-        apply_to_base(composed, [str(a) for a in adapters])
-        row["compose_seconds"] = round(time.time() - t0, 3)
-        if live is not None:                     # the composed stack vs the model training ended with
-            row["compose_max_abs_diff"] = float((probe(composed.pipe.unet) - probe(live)).abs().max())
-        if judged:
-            t0 = time.time()
-            s = sample_eval(composed, cfg.images, run.seed, reqs, scenes, features=True,
-                            progress=lambda d, t: say("judge", d, t))
-            row |= step_metrics(cfg, s, base, reqs)
-            row["eval_seconds"] = round(time.time() - t0, 1)
-            canon_images = s.images[~s.synonym]
-            with atomic_path(folder / f"probe-{k:02d}.npy") as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, canon_images[[r * cfg.images for r in rows]])
-        with atomic_path(result_file) as tmp:
-            tmp.write_text(json.dumps(row, indent=2))
-        results.append(row)
+            results.append(_step(run, cfg, out, k, reqs, adapters, base, report))
+            with atomic_path(result_file) as tmp:
+                tmp.write_text(json.dumps(results[-1], indent=2))
         report({"run": run.key, "step": k, "stage": "done", "done": 1, "total": 1})
     return results
-
-
-def _chain_in_worker(run: Run, cfg: BenchConfig, out: str, threads: int, queue) -> dict:
-    """Process-pool entry point: errors come back as text (exception classes with extra fields do not pickle)."""
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    try:
-        run_chain(run, cfg, Path(out), threads, queue.put)
-        return {"run": run.key}
-    except KeyboardInterrupt:
-        return {"run": run.key, "error": "interrupted"}
-    except DugeError as exc:
-        return {"run": run.key, "error": str(exc)}
 
 
 # ----------------------------------------------------------------------------- the whole bench
@@ -309,23 +306,23 @@ def prepare_dir(out: Path, cfg: BenchConfig, overwrite: bool) -> bool:
     state = out / STATE_FILE
     if out.exists() and overwrite:
         if not state.exists() and any(out.iterdir()):
-            raise DugeError(f"{out} is not a bench folder (no {STATE_FILE}), so --overwrite will not delete it.",
-                            "Choose a new folder for -o.")
+            raise DugeError(f"{out} is not a bench folder (no {STATE_FILE}), so {param('overwrite')} will not delete it.",
+                            f"Choose a new folder for {param('output')}.")
         shutil.rmtree(out)
     if state.exists():
         old = json.loads(state.read_text())["config"]
         if old != cfg.to_dict():
             changed = sorted(k for k in old if old.get(k) != cfg.to_dict().get(k))
             raise DugeError(f"{out} holds a bench with other settings ({', '.join(changed)}).",
-                            "Rerun with the same options to resume it, pass --overwrite to start over, or use another -o.")
+                            f"Rerun with the same options to resume it, pass {param('overwrite')} to start over, or use another {param('output')}.")
         return True
     if out.exists() and any(out.iterdir()):
-        raise DugeError(f"{out} exists and is not a bench folder.", "Choose a new or empty folder for -o.")
+        raise DugeError(f"{out} exists and is not a bench folder.", f"Choose a new or empty folder for {param('output')}.")
     if not out.parent.exists():
         raise DugeError(f"Cannot write {out}: the folder {out.parent} does not exist.", f"Create it first (mkdir -p {out.parent}).")
     out.mkdir(exist_ok=True)
     with atomic_path(state) as tmp:
-        tmp.write_text(json.dumps({"config": cfg.to_dict(), "started": _now()}, indent=2))
+        tmp.write_text(json.dumps({"config": cfg.to_dict(), "started": now()}, indent=2))
     return False
 
 
@@ -336,10 +333,8 @@ def run_bench(cfg: BenchConfig, out: Path, workers: int = 1, report: Report | No
         report({"run": "base", "step": 0, "stage": "judge", "done": 0, "total": 1})
         measure_base(cfg, out, seed)
         report({"run": "base", "step": 0, "stage": "done", "done": 1, "total": 1})
-    from .train import TrainingStopped
-
     try:
-        _run_all(runs_of(cfg), cfg, out, workers, report)
+        run_all(run_chain, runs_of(cfg), cfg, out, workers, report)
     except (KeyboardInterrupt, TrainingStopped) as exc:
         if isinstance(exc, TrainingStopped) and not exc.interrupted:
             raise
@@ -347,106 +342,7 @@ def run_bench(cfg: BenchConfig, out: Path, workers: int = 1, report: Report | No
                                "Rerun the same command to resume where it stopped.") from None
 
 
-class BenchInterrupted(DugeError):
-    exit_code = 130
-
-
-def _run_all(runs: list[Run], cfg: BenchConfig, out: Path, workers: int, report: Report) -> None:
-    if workers <= 1:
-        for r in runs:
-            run_chain(r, cfg, out, 0, report)
-        return
-    import multiprocessing as mp
-    import queue as queue_mod
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    ctx = mp.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 2) // workers)
-    with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        q = manager.Queue()
-        pending = {pool.submit(_chain_in_worker, r, cfg, str(out), threads, q) for r in runs}
-        errors = []
-        try:
-            while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                while True:
-                    try:
-                        report(q.get_nowait())
-                    except queue_mod.Empty:
-                        break
-                errors += [f.result()["error"] for f in done if "error" in f.result()]
-                if errors:
-                    for f in pending:
-                        f.cancel()
-                    break
-        except KeyboardInterrupt:
-            # a Ctrl-C in a terminal reaches the workers too, a SIGINT sent to this process alone does not:
-            # stop them either way (each keeps its last checkpoint), and do not wait for their chains
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        if errors:
-            raise DugeError(f"A run failed: {errors[0]}", "Fix the cause and rerun the same command; finished steps are kept.")
-
-
-def collect(cfg: BenchConfig, out: Path, command: str = "") -> dict:
-    """results.json's content: per method and ablation variant, the per-step results (mean over seeds)."""
-    base = [json.loads(base_file(out, s).with_suffix(".json").read_text()) for s in cfg.seeds]
-    results: dict = {"methods": {}, "ablation": {}, "base": _mean_base(base), "sequence": list(cfg.sequence),
-                     "config": cfg.to_dict(), "command": command, "date": _now(), "machine": machine()}
-    for r in runs_of(cfg):
-        per_seed = [_steps(run_folder(out, r.name, s), len(cfg.sequence)) for s in cfg.seeds]
-        entry = {"steps": _mean_steps(per_seed), "seeds": list(cfg.seeds)}
-        if len(cfg.seeds) > 1:
-            entry["per_seed"] = per_seed
-        if r.seed == cfg.seeds[0]:
-            (results["methods"] if r.every_step else results["ablation"])[r.name] = entry
-    return results
-
-
-def _steps(folder: Path, n: int) -> list[dict]:
-    return [json.loads((folder / f"step-{k:02d}.json").read_text()) for k in range(1, n + 1)
-            if (folder / f"step-{k:02d}.json").exists()]
-
-
-NUMERIC = ("ua", "ua_prev", "mean_ua", "ira", "cra", "erosion", "fd", "seconds", "peak_mb", "compose_seconds",
-           "compose_max_abs_diff", "eval_seconds")
-
-
-def _mean_steps(per_seed: list[list[dict]]) -> list[dict]:
-    if len(per_seed) == 1:
-        return per_seed[0]
-    out = []
-    for rows in zip(*per_seed):
-        row = dict(rows[0])
-        for k in NUMERIC:
-            vals = [r[k] for r in rows if r.get(k) is not None]
-            row[k] = float(np.mean(vals)) if vals else None
-        out.append(row)
-    return out
-
-
-def _mean_base(infos: list[dict]) -> dict:
-    acc = {a: float(np.mean([i["accuracy"][a] for i in infos if i["accuracy"][a] is not None]))
-           for a in infos[0]["accuracy"]}
-    targets = [{"concept": t["concept"], "axis": t["axis"],
-                "ua": float(np.mean([i["targets"][j]["ua"] for i in infos]))} for j, t in enumerate(infos[0]["targets"])]
-    return {"accuracy": acc, "targets": targets, "images": infos[0]["images"]}
-
-
-def machine() -> dict:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "torch": torch.__version__, "python": platform.python_version()}
-
-
-def _now() -> str:
+def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+

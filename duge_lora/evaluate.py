@@ -1,6 +1,7 @@
-"""Measure a model with the toy world's judge: per-axis accuracy, and UA / UA_prev / IRA / CRA for targets.
+"""The toy world's evaluator: per-axis accuracy of the toy judge, and UA / UA_prev / IRA / CRA for targets.
 
-This is the instrument every later figure uses (UnlearnCanvas-style: the fraction of generations a fixed
+Reached through worlds.toy.ToyWorld.evaluate (a base of another world has its own evaluator). This is the
+instrument every later figure uses (UnlearnCanvas-style: the fraction of generations a fixed
 classifier reads as prompted). Metrics themselves are pure functions in metrics.py.
 """
 from __future__ import annotations
@@ -12,11 +13,10 @@ import numpy as np
 import torch
 
 from . import toy
-from .concepts import Request
-from .errors import NotToyWorld
 from .generate import Progress, generate
 from .metrics import unlearning_metrics
 from .models import Base
+from .records import Request
 from .toy import world
 from .toy.judge import Judge, correct, load_judge, to_tensor
 
@@ -69,9 +69,6 @@ def sample_eval(base: Base, n: int = 2, seed: int = 0, targets: list[Request] | 
                 scenes: list[world.Scene] | None = None, judge: Judge | None = None,
                 progress: Progress | None = None, features: bool = False) -> EvalSample:
     """Generate n images per evaluation prompt and judge them (image j of prompt i always has the same seed)."""
-    if not base.toy_world:
-        raise NotToyWorld(f"`eval` measures with the toy world's judge, but the base {base.name!r} is not a toy-world model.",
-                          "Use --base toy (or a model composed from it).")
     judge = judge or default_judge()
     items = eval_prompts(targets or [], scenes)
     images = generate(base, [p for p, _, _ in items], n, seed, progress=progress)

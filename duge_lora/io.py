@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import OutputError
+from .errors import OutputError, param
 
 
 def check_output(path: str | Path, overwrite: bool) -> Path:
@@ -19,7 +19,7 @@ def check_output(path: str | Path, overwrite: bool) -> Path:
                           f"Create it first (mkdir -p {path.parent}) or choose another output path.")
     if path.exists() and not overwrite:
         raise OutputError(f"{path} already exists and would be overwritten.",
-                          "Pass --overwrite to replace it, or choose another output path.")
+                          f"Pass {param('overwrite')} to replace it, or choose another output path.", option="overwrite")
     return path
 
 

@@ -1,4 +1,4 @@
-"""Pure loss functions of DUGE and its baselines; per-sample where there are samples (the caller reduces).
+"""Pure loss terms of DUGE and its baselines, and the objective registry. Imports only torch.
 
 DUGE (Thakral et al., arXiv 2503.13769) in our adapter form, shared/design/method.md:
   L = l_ca * L_ca + l_pp * L_pp + l_reg * L_reg
@@ -8,7 +8,8 @@ DUGE (Thakral et al., arXiv 2503.13769) in our adapter form, shared/design/metho
   L_reg = w_drift ||Delta W_k||_F^2 + w_overlap sum_i ||A_k A_i^T||_F^2 / (||A_k||^2 ||A_i||^2)
           + w_replay ||eps_theta_k(x_t, c_g) - sg eps_theta_{k-1}(x_t, c_g)||^2
           + w_keep sum_m ||Delta W_k E_keep^T||^2 / ||W E_keep^T||^2      (our addition, see kv_preservation)
-This module imports only torch.
+Terms over samples are returned per sample, (B,); the caller reduces them (reduce_terms). A term is one entry of
+TERMS (its function and DUGE's default weight); a baseline is one entry of OBJECTIVES.
 """
 from __future__ import annotations
 
@@ -66,103 +67,118 @@ def kv_preservation(factors: list[tuple[Tensor, Tensor]], keep: Tensor, base_nor
     return torch.stack(terms).sum()
 
 
+# ----------------------------------------------------------------------------- what one training step computed
 @dataclass
-class StepOutputs:
-    """Everything one training step computed; objectives read what they need.
-
-    The batch is three segments, concatenated: anchor (x_0 from X_a, trained under the target prompt, reference
-    under the anchor prompt), preserve (X_r) and replay (X_g) (trained and reference under the same prompt).
-    """
+class Predictions:
+    """Noise predictions on one batch of three concatenated segments: anchor (x_0 from X_a, trained under the
+    target prompt, reference under the anchor prompt), preserve (X_r) and replay (X_g) (both under one prompt)."""
     eps: Tensor                      # (B, C, H, W) trained model's prediction
     eps_ref: Tensor                  # (B, C, H, W) frozen previous model's prediction (detached)
     noise: Tensor                    # (B, C, H, W) the true noise
     segments: dict[str, slice]       # "anchor" / "preserve" / "replay" -> rows
+    uncond_ref: Tensor | None = None  # frozen eps with the empty prompt on anchor rows (ESD)
+    target_ref: Tensor | None = None  # frozen eps with the target prompt on anchor rows (ESD)
+
+    def seg(self, x: Tensor, name: str) -> Tensor:
+        return x[self.segments[name]]
+
+
+@dataclass
+class KeepStates:
+    """Text token states whose keys/values must not move, and ||W E^T||_F^2 of each module on them."""
+    states: Tensor                   # (N, d)
+    norms: list[Tensor]              # per adapted module
+
+
+@dataclass
+class StepOutputs:
+    """Everything one training step computed, grouped; loss terms read what they need."""
+    pred: Predictions
     attn: list[Tensor] = field(default_factory=list)       # anchor rows, per cross-attention layer
     attn_ref: list[Tensor] = field(default_factory=list)
     factors: list[tuple[Tensor, Tensor]] = field(default_factory=list)  # (A, B) of the new adapter, per module
-    prev_a: list[list[Tensor]] = field(default_factory=list)            # earlier adapters' A, per module
-    keep: Tensor | None = None                                          # (N, d) text states of prompts to keep
-    keep_norms: list[Tensor] = field(default_factory=list)              # ||W E^T||_F^2 per module
-    keep_near: Tensor | None = None                                     # (M, d) text states of the preserve prompts
-    keep_near_norms: list[Tensor] = field(default_factory=list)
     scaling: float = 1.0
-    eps_uncond_ref: Tensor | None = None  # frozen eps with the empty prompt on anchor rows (ESD)
-    eps_target_ref: Tensor | None = None  # frozen eps with the target prompt on anchor rows (ESD)
+    prev_a: list[list[Tensor]] = field(default_factory=list)            # earlier adapters' A, per module
+    keep: KeepStates | None = None   # every prompt to keep (preserve + replay + the world's other prompts)
+    keep_near: KeepStates | None = None   # the preserve prompts alone (related concepts, anchor excluded)
 
 
-def _seg(x: Tensor, out: StepOutputs, name: str) -> Tensor:
-    return x[out.segments[name]]
+def _pp(o: StepOutputs, w: dict) -> Tensor:
+    p = o.pred
+    return mse_per_sample(p.seg(p.eps, "preserve"), p.seg(p.noise if w.get("pp_dreambooth") else p.eps_ref, "preserve"))
 
 
-def duge(out: StepOutputs, w: dict[str, float]) -> dict[str, Tensor]:
-    """The DUGE objective: each term unweighted; the trainer applies the weights in `w` (see DEFAULT_WEIGHTS)."""
-    terms = {"ca_attn": attention_loss(out.attn, out.attn_ref).mean(),
-             "ca_eps": mse_per_sample(_seg(out.eps, out, "anchor"), _seg(out.eps_ref, out, "anchor")).mean()}
-    if w.get("pp", 0):
-        target = _seg(out.noise if w.get("pp_dreambooth") else out.eps_ref, out, "preserve")
-        terms["pp"] = mse_per_sample(_seg(out.eps, out, "preserve"), target).mean()
-    if w.get("pp_kv", 0) and out.keep_near is not None:
-        terms["pp_kv"] = kv_preservation(out.factors, out.keep_near, out.keep_near_norms, out.scaling)
-    if w.get("drift", 0):
-        terms["drift"] = drift(out.factors, out.scaling)
-    if w.get("overlap", 0) and any(out.prev_a):
-        terms["overlap"] = overlap([a for a, _ in out.factors], out.prev_a)
-    if w.get("replay", 0):
-        terms["replay"] = mse_per_sample(_seg(out.eps, out, "replay"), _seg(out.eps_ref, out, "replay")).mean()
-    if w.get("keep", 0) and out.keep is not None:
-        terms["keep"] = kv_preservation(out.factors, out.keep, out.keep_norms, out.scaling)
-    return terms
+def _esd(o: StepOutputs, w: dict) -> Tensor:
+    """ESD-x (Gandikota et al. 2023, eq. 7): eps_theta(x_t, c) -> eps_0(x_t) - eta (eps_0(x_t, c) - eps_0(x_t))."""
+    p, eta = o.pred, w.get("esd_eta", 1.0)
+    return mse_per_sample(p.seg(p.eps, "anchor"), p.uncond_ref - eta * (p.target_ref - p.uncond_ref))
 
 
-def naive(out: StepOutputs, w: dict[str, float]) -> dict[str, Tensor]:
-    """Baseline: the unlearning term alone (sequential LoRA fine-tuning, no preservation or regularization)."""
-    return {"ca_attn": attention_loss(out.attn, out.attn_ref).mean(),
-            "ca_eps": mse_per_sample(_seg(out.eps, out, "anchor"), _seg(out.eps_ref, out, "anchor")).mean()}
+def _kv(keep: KeepStates | None, o: StepOutputs) -> Tensor | None:
+    return None if keep is None else kv_preservation(o.factors, keep.states, keep.norms, o.scaling)
 
 
-def l2sp(out: StepOutputs, w: dict[str, float]) -> dict[str, Tensor]:
-    """Baseline: naive + ||Delta_W_k||_F^2 (L2-SP, Li et al. 2018; the CUIG paper's strongest simple regulariser)."""
-    return naive(out, w) | {"drift": drift(out.factors, out.scaling)}
+@dataclass(frozen=True)
+class Term:
+    """One loss term: a function of the step's outputs and the weights (per sample, or a scalar; None when it
+    does not apply to this step), and DUGE's default weight for it."""
+    fn: Callable[[StepOutputs, dict], Tensor | None]
+    weight: float
 
 
-def ablate(out: StepOutputs, w: dict[str, float]) -> dict[str, Tensor]:
-    """Baseline: Concept Ablation, model-based (Kumari et al. 2023, eq. 3):
-    ||eps_theta(x_t, c_target) - sg eps_theta_{k-1}(x_t, c_anchor)||^2, on the noise prediction only."""
-    return {"ca_eps": mse_per_sample(_seg(out.eps, out, "anchor"), _seg(out.eps_ref, out, "anchor")).mean()}
-
-
-def esd(out: StepOutputs, w: dict[str, float]) -> dict[str, Tensor]:
-    """Baseline: ESD-x (Gandikota et al. 2023, eq. 7): eps_theta(x_t, c) -> eps_0(x_t) - eta (eps_0(x_t, c) - eps_0(x_t)),
-    eps_0 the frozen previous model, c the target prompt, eta = w["esd_eta"] (default 1)."""
-    eta = w.get("esd_eta", 1.0)
-    target = out.eps_uncond_ref - eta * (out.eps_target_ref - out.eps_uncond_ref)
-    return {"esd": mse_per_sample(_seg(out.eps, out, "anchor"), target).mean()}
+# DUGE's terms, in the order they are summed. drift and overlap weigh 0 by default: in the 2026-11-29 bench they
+# cost erasure of the later requests (the overlap term pushes adapter k out of the 4(k-1) directions the earlier
+# adapters read, in a 64-d text space) and bought no measurable retention (docs/benchmarks.md); ca_eps 3 lets the
+# noise-prediction term, ~10x smaller than the attention term, steer the update (10 erased as much, eroded more).
+TERMS: dict[str, Term] = {
+    "ca_attn": Term(lambda o, w: attention_loss(o.attn, o.attn_ref), 1.0),
+    "ca_eps": Term(lambda o, w: mse_per_sample(o.pred.seg(o.pred.eps, "anchor"), o.pred.seg(o.pred.eps_ref, "anchor")), 3.0),
+    "pp": Term(_pp, 1.0),
+    "pp_kv": Term(lambda o, w: _kv(o.keep_near, o), 1.0),
+    "drift": Term(lambda o, w: drift(o.factors, o.scaling), 0.0),
+    "overlap": Term(lambda o, w: overlap([a for a, _ in o.factors], o.prev_a) if any(o.prev_a) else None, 0.0),
+    "replay": Term(lambda o, w: mse_per_sample(o.pred.seg(o.pred.eps, "replay"), o.pred.seg(o.pred.eps_ref, "replay")), 1.0),
+    "keep": Term(lambda o, w: _kv(o.keep, o), 1.0),
+    "esd": Term(_esd, 0.0),
+}
+DEFAULT_WEIGHTS = {name: t.weight for name, t in TERMS.items() if name != "esd"}
 
 
 @dataclass(frozen=True)
 class Objective:
-    fn: Callable[[StepOutputs, dict], dict[str, Tensor]]
-    segments: tuple[str, ...]        # which data segments the step must compute
-    weights: dict = field(default_factory=dict)    # default weight per term
-    extra_refs: tuple[str, ...] = ()  # frozen passes on anchor rows besides the anchor prompt: "target", "uncond"
+    """A training method: its weights (the terms it uses, and parameters such as esd_eta), the data segments the
+    step must compute, and the extra frozen passes on anchor rows ("target", "uncond") it reads."""
+    weights: dict
+    segments: tuple[str, ...] = ("anchor",)
+    extra_refs: tuple[str, ...] = ()
 
 
-# drift and overlap are off by default: in the 2026-11-29 bench they cost erasure of the later requests (the overlap
-# term pushes adapter k out of the 4(k-1) directions the earlier adapters read, in a 64-d text space) and bought no
-# measurable retention (docs/benchmarks.md); ca_eps 3 lets the noise-prediction term, ~10x smaller than the attention
-# term, steer the update (10 erased as much and eroded more).
-DEFAULT_WEIGHTS = {"ca_attn": 1.0, "ca_eps": 3.0, "pp": 1.0, "pp_kv": 1.0, "drift": 0.0, "overlap": 0.0, "replay": 1.0,
-                   "keep": 1.0}
-
-# the trainer's registry: a baseline is one more entry here, the loop does not change
+_UNLEARN = {t: DEFAULT_WEIGHTS[t] for t in ("ca_attn", "ca_eps")}
+# the trainer's registry: a baseline is one more entry here, the loop does not change. naive and l2sp use DUGE's
+# own unlearning term (same weights), so they differ from it only by what they leave out.
 OBJECTIVES: dict[str, Objective] = {
-    "duge": Objective(duge, ("anchor", "preserve", "replay"), dict(DEFAULT_WEIGHTS)),
-    # naive and l2sp use DUGE's own unlearning term (same weights), so they differ from it only by what they leave out
-    "naive": Objective(naive, ("anchor",), {t: DEFAULT_WEIGHTS[t] for t in ("ca_attn", "ca_eps")}),
-    "l2sp": Objective(l2sp, ("anchor",), {t: DEFAULT_WEIGHTS[t] for t in ("ca_attn", "ca_eps")} | {"drift": 1e-2}),
-    "ablate": Objective(ablate, ("anchor",), {"ca_eps": 1.0}),
-    "esd": Objective(esd, ("anchor",), {"esd": 1.0, "esd_eta": 1.0}, extra_refs=("target", "uncond")),
+    "duge": Objective(dict(DEFAULT_WEIGHTS), ("anchor", "preserve", "replay")),
+    "naive": Objective(dict(_UNLEARN)),                                        # sequential LoRA fine-tuning
+    "l2sp": Objective(_UNLEARN | {"drift": 1e-2}),                             # + L2-SP (Li et al. 2018)
+    "ablate": Objective({"ca_eps": 1.0}),                                      # Concept Ablation (Kumari et al. 2023, eq. 3)
+    "esd": Objective({"esd": 1.0, "esd_eta": 1.0}, extra_refs=("target", "uncond")),   # ESD-x (Gandikota et al. 2023)
 }
+
+
+def terms_of(out: StepOutputs, weights: dict[str, float]) -> dict[str, Tensor]:
+    """Every term with a non-zero weight that applies to this step, per sample or scalar (unreduced)."""
+    terms = {}
+    for name, term in TERMS.items():
+        if weights.get(name, 0):
+            value = term.fn(out, weights)
+            if value is not None:
+                terms[name] = value
+    return terms
+
+
+def reduce_terms(terms: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The caller's reduction: the mean over samples of each term (a scalar term stays as it is)."""
+    return {k: v.mean() if v.dim() else v for k, v in terms.items()}
 
 
 def total(terms: dict[str, Tensor], weights: dict[str, float]) -> Tensor:

@@ -5,8 +5,8 @@ For each adapted map W (attn2.to_k / to_v, which read the text states directly) 
     min_W'  sum_n ||W' c_n - W a_n||^2 + lambda sum_m ||W' p_m - W p_m||^2
 with c_n the token states of the target prompts, a_n those of their paired anchor prompts (same position)
 and p_m those of every prompt to keep:  W' = W (A^T C + lambda P^T P) (C^T C + lambda P^T P + eps I)^-1,
-rows of C, A, P being token states. Delta_W = W' - W is truncated to the adapter's rank (Eckart-Young).
-Pure torch.
+rows of C, A, P being token states. Delta_W = W' - W is truncated to the adapter's rank (Eckart-Young,
+merge.low_rank). uce_delta is pure torch; train_uce drives it on theta_{k-1} like any training method.
 """
 from __future__ import annotations
 
@@ -23,8 +23,35 @@ def uce_delta(w: torch.Tensor, c: torch.Tensor, a: torch.Tensor, p: torch.Tensor
     return (w @ torch.linalg.solve(lhs, rhs.T).T - w).float()
 
 
-def low_rank(delta: torch.Tensor, rank: int, scaling: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """LoRA factors (A (r, in), B (out, r)) with scaling * B A the best rank-r approximation of delta."""
-    u, s, vh = torch.linalg.svd(delta, full_matrices=False)
-    root = s[:rank].sqrt()
-    return (root[:, None] * vh[:rank]).contiguous(), (u[:, :rank] * root[None] / scaling).contiguous()
+@torch.no_grad()
+def train_uce(base, req, parents: list, cfg, output):
+    """The UCE baseline as a training method: the edit of every adapted map of theta_{k-1} in closed form, written
+    as a LoRA of cfg.lora's shape (train.train_adapter dispatches here; no steps, no data generation)."""
+    import time
+
+    from .adapter import target_names
+    from .memory import peak_memory_mb
+    from .merge import low_rank, relative_error
+    from .train import make_record, previous_model, save
+    from .trainset import encode_prompts
+
+    t0, unet = time.time(), base.pipe.unet
+    base_fp, earlier = previous_model(base, parents, cfg.lora)
+    sets = base.world.prompt_sets(req, earlier, cfg.seed)
+    c = encode_prompts(base, sets.target).flatten(0, 1)            # (N, d) target token states
+    a = encode_prompts(base, sets.anchor).flatten(0, 1)            # (N, d) paired anchor token states
+    p = encode_prompts(base, sorted(set(sets.preserve) | set(sets.replay) | set(sets.keep))).flatten(0, 1)
+    lam = cfg.loss_weights().get("uce_lambda", 1.0)
+    modules, weights, err = dict(unet.named_modules()), {}, []
+    for name in target_names(unet, cfg.lora):
+        w = modules[name].weight.float()
+        a_k, b_k, dropped, total = low_rank(uce_delta(w, c.to(w.device), a.to(w.device), p.to(w.device), lam),
+                                            cfg.lora.rank, cfg.lora.scaling)
+        weights[name] = (a_k, b_k)
+        err.append(relative_error(dropped, total))
+    info = {"target_tokens": len(c), "keep_tokens": len(p), "svd_relative_error_max": round(max(err), 6)}
+    record = make_record(base, req, parents, cfg, base_fp, [], time.time() - t0, info)
+    record.loss_weights = {"uce_lambda": lam}
+    record.peak_mb = peak_memory_mb(base.device)
+    save(output, weights, cfg.lora, record)
+    return record

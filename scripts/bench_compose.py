@@ -25,8 +25,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from duge_lora.adapter import LoraSpec, save_adapter
-from duge_lora.compose import Item, compose, read_adapter, write_output
+from duge_lora.adapter import LoraSpec
+from duge_lora.compose import Item, compose, write_output
+from duge_lora.formats import write_adapter_folder
+from duge_lora.records import resolve_adapter
 from duge_lora.models import pick_device
 
 SD15_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
@@ -59,7 +61,7 @@ def main() -> None:
     for i in range(args.adapters):
         g = torch.Generator().manual_seed(i)
         w = {n: (torch.randn(4, m.in_features, generator=g) * 0.01, torch.randn(m.out_features, 4, generator=g) * 0.01) for n, m in mods.items()}
-        save_adapter(tmp / f"a{i}", w, spec, {"request": {"concept": f"c{i}"}, "base": {"fingerprint": "sd15-random"}}, "")
+        write_adapter_folder(tmp / f"a{i}", w, spec, {"request": {"concept": f"c{i}"}, "base": {"fingerprint": "sd15-random"}}, "")
     src = tmp / "base/unet/diffusion_pytorch_model.safetensors"
     def synced(path: Path) -> None:        # count the write to disk, not just to the page cache
         fd = os.open(path, os.O_RDONLY)
@@ -76,7 +78,7 @@ def main() -> None:
                 save_file(load_file(str(src)), str(tmp / f"copy{r}.safetensors"))
                 synced(tmp / f"copy{r}.safetensors")
             else:
-                items = [Item(read_adapter(tmp / f"a{i}")) for i in range(args.adapters)]
+                items = [Item(resolve_adapter(tmp / f"a{i}")) for i in range(args.adapters)]
                 write_output(compose(items, "sum", "unet", device=dev), str(tmp / "base"), tmp / f"merged{r}.safetensors")
                 synced(tmp / f"merged{r}.safetensors")
             times[job].append(time.perf_counter() - t)

@@ -7,7 +7,8 @@ export HF_HUB_OFFLINE=1
 T=$(mktemp -d)
 .venv/bin/python - "$T" <<'PY'
 import sys, pathlib, torch
-from duge_lora.adapter import LoraSpec, fingerprint, save_adapter, target_names
+from duge_lora.adapter import LoraSpec, fingerprint, target_names
+from duge_lora.formats import write_adapter_folder
 from duge_lora.models import load_base
 root, base = pathlib.Path(sys.argv[1]), load_base("toy", device="cpu")
 mods = dict(base.pipe.unet.named_modules())
@@ -15,7 +16,7 @@ for i in range(10):
     g = torch.Generator().manual_seed(i)
     w = {n: (torch.randn(4, mods[n].in_features, generator=g) * 0.05, torch.randn(mods[n].out_features, 4, generator=g) * 0.05)
          for n in target_names(base.pipe.unet, LoraSpec())}
-    save_adapter(root / f"a{i}", w, LoraSpec(), {"request": {"concept": f"c{i}"}, "base": {"fingerprint": fingerprint(base.pipe.unet)}}, "")
+    write_adapter_folder(root / f"a{i}", w, LoraSpec(), {"request": {"concept": f"c{i}"}, "base": {"fingerprint": fingerprint(base.pipe.unet)}}, "")
 PY
 A=$(for i in $(seq 0 9); do echo -n "$T/a$i "; done)
 for run in 1 2 3; do /usr/bin/time -f "compose 10 toy adapters, --no-verify: %e s wall" .venv/bin/duge-lora compose $A -o $T/m$run.safetensors --no-verify 2>&1 | tail -1; done

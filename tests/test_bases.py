@@ -3,8 +3,7 @@ import json
 
 import pytest
 
-from duge_lora.errors import BaseNotFound, NotToyWorld
-from duge_lora.evaluate import evaluate
+from duge_lora.errors import BaseNotFound, NoJudge
 from duge_lora.models import load_base
 from duge_lora_cli.main import main
 
@@ -19,9 +18,9 @@ def test_local_sd_architecture_base_samples(tiny_sd, tmp_path, capsys):
 
 def test_non_toy_base_uses_diffusers_defaults_and_eval_refuses(tiny_sd):
     base = load_base(tiny_sd, device="cpu")
-    assert not base.toy_world and base.sampler["guidance_scale"] == 7.5
-    with pytest.raises(NotToyWorld):
-        evaluate(base, n=1)
+    assert base.world.name == "generic" and not base.world.has_judge and base.sampler["guidance_scale"] == 7.5
+    with pytest.raises(NoJudge):
+        base.world.evaluate(base, n=1)
 
 
 def test_unreachable_hub_id_is_a_clear_error():

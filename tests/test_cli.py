@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from duge_lora import toy
-from duge_lora_cli.main import expand_variadic, main
+from duge_lora_cli.main import main
 
 BIN = Path(sys.executable).parent / "duge-lora"
 
@@ -20,9 +20,37 @@ def run(args, capsys):
     return code, captured.out, captured.err
 
 
-def test_variadic_adapters_are_expanded():
-    assert expand_variadic(["sample", "p", "--adapters", "a", "b", "-n", "2"]) == \
-        ["sample", "p", "--adapters", "a", "--adapters", "b", "-n", "2"]
+REFERENCE = Path(__file__).parent.parent / "adapters" / "toy"
+
+
+def test_prompts_may_follow_a_list_of_adapters(tmp_path, capsys):
+    """--adapters A B ends at the first word that is not an adapter, so prompts may follow it."""
+    out = tmp_path / "x.png"
+    circle, red = str(REFERENCE / "circle"), f"{REFERENCE / 'red'}:0.5"
+    code, stdout, stderr = run(["sample", "--adapters", circle, red, "a red circle", "a blue star", "-n", "1",
+                                "-o", str(out), "--json"], capsys)
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert result["adapters"] == [circle, red] and result["prompts"] == ["a red circle", "a blue star"]
+    assert out.exists()
+
+
+def test_a_concept_of_two_words_is_never_two_concepts(tmp_path, capsys):
+    code, _, stderr = run(["train", "--concept", "red", "circle", "--steps", "1", "-o", str(tmp_path / "o")], capsys)
+    assert code == 2 and "unexpected extra argument" in stderr and "circle" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "--concept", "circle", "--steps", "0"], ["--steps"]),
+    (["train", "--stepz", "3"], ["No such option", "--stepz"]),
+    (["train"], ["--concept"]),
+    (["frobnicate"], ["frobnicate"]),
+])
+def test_usage_errors_are_one_sentence(args, words, capsys):
+    code, _, stderr = run(args, capsys)
+    assert code == 2 and stderr.startswith("error:") and "Traceback" not in stderr
+    assert all(w in stderr for w in words), stderr
 
 
 def test_sample_writes_a_grid_with_one_row_per_prompt(tmp_path, capsys):

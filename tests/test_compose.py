@@ -5,10 +5,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from duge_lora.adapter import LoraSpec, fingerprint, save_adapter, target_names
-from duge_lora.compose import compose, composed_unet, load_items, removal, write_output
+from duge_lora.adapter import LoraSpec, fingerprint, target_names
+from duge_lora.compose import compose, load_items, removal, write_output
 from duge_lora.errors import DugeError
-from duge_lora.models import attach_adapters, load_base, probe
+from duge_lora.formats import write_adapter_folder
+from duge_lora.models import load_base
+from duge_lora.verify import composed_unet, live_stack, probe
 from duge_lora_cli.main import main
 
 
@@ -25,7 +27,7 @@ def random_adapter(base, folder, seed, concept, rank=4, alpha=4.0, parents=()):
     record = {"request": {"concept": concept}, "base": {"name": base.name, "source": base.source,
                                                         "fingerprint": fingerprint(base.pipe.unet)},
               "parents": list(parents), "lora": {"targets": ["k", "v"]}}
-    save_adapter(folder, weights, spec, record, f"# {concept}\n")
+    write_adapter_folder(folder, weights, spec, record, f"# {concept}\n")
     return folder
 
 
@@ -40,7 +42,7 @@ def world(request, tmp_path_factory, tiny_sd):
 
 def stacked(name, paths, weights=None):
     live = load_base(name, device="cpu")
-    attach_adapters(live, paths, weights)
+    live_stack(live, paths, weights)
     return probe(live.pipe.unet)
 
 
@@ -95,7 +97,7 @@ def test_cli_compose_verifies_and_writes_manifest(world, capsys):
     with safe_open(str(out), "pt") as f:
         assert json.loads(f.metadata()["duge_manifest"])["adapters"][1]["sha256"] == result["adapters"][1]["sha256"]
     # the manifest is padded so the tensor data keeps the base file's page alignment (layout.py)
-    from duge_lora.compose import UNET_WEIGHTS, base_folder
+    from duge_lora.formats import UNET_WEIGHTS, base_folder
     from duge_lora.layout import PAGE, data_start
     from duge_lora.models import resolve_base
     base_file = base_folder(resolve_base(name)[0]) / UNET_WEIGHTS

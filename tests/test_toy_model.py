@@ -27,7 +27,7 @@ def test_shipped_weights_fit_the_budget():
 
 def test_toy_base_is_recognised_and_samples(toy_base):
     from duge_lora.generate import generate
-    assert toy_base.toy_world and toy_base.name == "toy"
+    assert toy_base.world.name == "toy" and toy_base.world.has_judge and toy_base.name == "toy"
     images = generate(toy_base, ["a red solid circle"], n=2, seed=0)
     again = generate(toy_base, ["a red solid circle"], n=2, seed=0)
     assert images.shape == (1, 2, 32, 32, 3) and np.array_equal(images, again)

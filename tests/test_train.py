@@ -5,12 +5,16 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from duge_lora.adapter import LoraSpec, attach, read_adapter
-from duge_lora.concepts import make_request
+from duge_lora.adapter import LoraSpec, attach
+from duge_lora.checkpoint import partial_dir
+from duge_lora.compose import apply_to_base
+from duge_lora.errors import TrainingStopped
 from duge_lora.losses import DEFAULT_WEIGHTS
-from duge_lora.merge import merge_into
 from duge_lora.models import load_base
-from duge_lora.train import NEW, TrainConfig, TrainingStopped, partial_dir, prepare, train_adapter, training_step
+from duge_lora.records import resolve_adapter as read_adapter
+from duge_lora.step import NEW, training_step
+from duge_lora.train import TrainConfig, prepare, train_adapter
+from duge_lora.worlds.toy import TOY
 from duge_lora_cli.main import main
 
 FAST = dict(steps=2, batch=2, max_prompts=4, checkpoint_every=0)
@@ -42,7 +46,7 @@ def circle(tmp_path_factory):
     """A short real training run on the toy model (also used by later tests)."""
     root = tmp_path_factory.mktemp("circle")
     base = load_base("toy", device="cpu")
-    req = make_request("circle", base.toy_world)
+    req = base.world.make_request("circle")
     record = train_adapter(base, req, [], TrainConfig(steps=6, batch=2, max_prompts=6, checkpoint_every=0),
                            root / "erase-circle", cache=root / "cache")
     return root, record
@@ -59,7 +63,7 @@ def test_saved_adapter_loads_in_plain_diffusers_and_matches_our_stack(circle):
     pipe.load_lora_weights(str(folder), adapter_name="erase")
     plain = probe(pipe.unet)
     ours = load_base("toy", device="cpu")
-    merge_into(ours.pipe.unet, [read_adapter(folder)])
+    apply_to_base(ours, [str(folder)])
     assert (plain - probe(ours.pipe.unet)).abs().max() < 1e-5
     assert (plain - base_out).abs().max() > 1e-6          # the adapter does something
 
@@ -68,7 +72,7 @@ def test_record_and_header_carry_the_facts(circle):
     root, record = circle
     adapter = read_adapter(root / "erase-circle")
     on_disk = json.loads((root / "erase-circle" / "duge.json").read_text())
-    assert adapter.record == on_disk
+    assert adapter.record.to_dict() == on_disk
     assert on_disk["request"]["concept"] == "circle" and on_disk["request"]["anchor"] == "oval"
     assert on_disk["base"]["fingerprint"] and on_disk["parents"] == []
     assert set(on_disk["final_losses"]) >= {"ca_attn", "ca_eps", "pp", "replay", "keep"}
@@ -78,32 +82,32 @@ def test_record_and_header_carry_the_facts(circle):
 
 def test_cached_data_is_reused_and_parents_are_recorded(circle):
     root, first = circle
-    assert not any(first["data"]["cached"].values())
+    assert not any(first.data["cached"].values())
     base = load_base("toy", device="cpu")
-    req = make_request("circle", base.toy_world)
+    req = base.world.make_request("circle")
     again = train_adapter(base, req, [], TrainConfig(steps=1, batch=2, max_prompts=6, checkpoint_every=0),
                           root / "again", cache=root / "cache")
-    assert all(again["data"]["cached"].values())
+    assert all(again.data["cached"].values())
     second = load_base("toy", device="cpu")
-    rec = train_adapter(second, make_request("red", True), [read_adapter(root / "erase-circle")],
+    rec = train_adapter(second, TOY.make_request("red"), [read_adapter(root / "erase-circle")],
                         TrainConfig(**FAST, weights={"overlap": 0.1}), root / "erase-red", cache=root / "cache")
-    assert rec["parents"][0]["concept"] == "circle" and rec["parents"][0]["order"] == 1
-    assert rec["final_losses"]["overlap"] > 0            # switched on: adapter 2 is measured against adapter 1
+    assert rec.parents[0].concept == "circle" and rec.parents[0].order == 1
+    assert rec.final_losses["overlap"] > 0            # switched on: adapter 2 is measured against adapter 1
 
 
 def test_interrupted_run_resumes_to_the_same_adapter(tmp_path, cache):
     cfg = TrainConfig(steps=4, batch=2, max_prompts=4, checkpoint_every=2)
     straight = tmp_path / "straight"
-    train_adapter(load_base("toy", device="cpu"), make_request("star", True), [], cfg, straight, cache=cache)
+    train_adapter(load_base("toy", device="cpu"), TOY.make_request("star"), [], cfg, straight, cache=cache)
 
     def interrupt(stage, step, total, info):
         if stage == "train" and step == 3:
             raise KeyboardInterrupt
     out = tmp_path / "resumed"
-    with pytest.raises(TrainingStopped, match="--resume"):
-        train_adapter(load_base("toy", device="cpu"), make_request("star", True), [], cfg, out, cache=cache, progress=interrupt)
+    with pytest.raises(TrainingStopped, match="resume"):
+        train_adapter(load_base("toy", device="cpu"), TOY.make_request("star"), [], cfg, out, cache=cache, progress=interrupt)
     assert not out.exists() and (partial_dir(out) / "checkpoint.safetensors").exists()
-    train_adapter(load_base("toy", device="cpu"), make_request("star", True), [], cfg, out, cache=cache, resume=True)
+    train_adapter(load_base("toy", device="cpu"), TOY.make_request("star"), [], cfg, out, cache=cache, resume=True)
     a, b = load_file(str(straight / "pytorch_lora_weights.safetensors")), load_file(str(out / "pytorch_lora_weights.safetensors"))
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert not partial_dir(out).exists()
@@ -113,15 +117,15 @@ def test_interrupted_run_resumes_to_the_same_adapter(tmp_path, cache):
 def test_each_loss_term_decreases_when_optimised(term, cache):
     """Start from a random (non-zero) adapter so every term is positive, then optimise that term alone."""
     cfg = TrainConfig(steps=1, batch=4, max_prompts=6, weights={k: 0.0 for k in DEFAULT_WEIGHTS} | {term: 1.0}, lr=1e-2)
-    s = prepare(load_base("toy", device="cpu"), make_request("square", True), [], cfg, cache)
+    s = prepare(load_base("toy", device="cpu"), TOY.make_request("square"), [], cfg, cache)
     torch.manual_seed(0)
     with torch.no_grad():
-        for name, p in s.unet.named_parameters():
+        for name, p in s.step.unet.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.05)
     values = []
     for _ in range(25):
-        loss, terms = training_step(s.unet, s.capture, s.data, cfg, s.ctx, torch.Generator().manual_seed(1))
+        loss, terms = training_step(s.step, torch.Generator().manual_seed(1))
         values.append(terms[term])
         s.opt.zero_grad()
         loss.backward()
@@ -192,17 +196,17 @@ def test_bad_earlier_adapters_are_refused(circle, tmp_path, capsys):
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path, cache):
     cfg = TrainConfig(steps=3, batch=2, max_prompts=4, checkpoint_every=0, lr=float("inf"))
     with pytest.raises(TrainingStopped, match="loss became"):
-        train_adapter(load_base("toy", device="cpu"), make_request("heart", True), [], cfg, tmp_path / "o", cache=cache)
+        train_adapter(load_base("toy", device="cpu"), TOY.make_request("heart"), [], cfg, tmp_path / "o", cache=cache)
     assert not (tmp_path / "o").exists()
 
 
 def test_trains_on_a_tiny_sd_architecture_base(tiny_sd, tmp_path, cache):
     base = load_base(tiny_sd, device="cpu")
-    req = make_request("horse", base.toy_world, anchor="a dog", preserve=["cat"])
+    req = base.world.make_request("horse", anchor="a dog", preserve=["cat"])
     rec = train_adapter(base, req, [], TrainConfig(steps=2, batch=2, max_prompts=4, checkpoint_every=0,
                                                    mixed_precision="bf16", gradient_checkpointing=True),
                         tmp_path / "horse", cache=cache)
-    assert rec["request"]["axis"] is None and rec["base"]["source"] == tiny_sd
+    assert rec.request.axis is None and rec.base.source == tiny_sd
     assert read_adapter(tmp_path / "horse").spec.targets == ("k", "v")
 
 
@@ -210,21 +214,21 @@ def test_trains_on_a_tiny_sd_architecture_base(tiny_sd, tmp_path, cache):
                                            ("ablate", {"ca_eps"}), ("esd", {"esd"})])
 def test_baseline_objectives_train_two_steps(method, terms, tmp_path, cache):
     """The baselines are registry entries: the same loop, data and adapter shape."""
-    rec = train_adapter(load_base("toy", device="cpu"), make_request("triangle", True), [],
+    rec = train_adapter(load_base("toy", device="cpu"), TOY.make_request("triangle"), [],
                         TrainConfig(method=method, **FAST), tmp_path / method, cache=cache)
-    assert rec["method"] == method and set(rec["final_losses"]) == terms | {"loss"}
-    assert rec["final_losses"]["loss"] > 0
-    assert read_adapter(tmp_path / method).record["method"] == method
+    assert rec.method == method and set(rec.final_losses) == terms | {"loss"}
+    assert rec.final_losses["loss"] > 0
+    assert read_adapter(tmp_path / method).record.method == method
     # only the anchor set is generated: the baselines never read the preserve or replay images
-    assert rec["data"]["anchor_latents"] > 0 and rec["data"]["preserve_latents"] == rec["data"]["replay_latents"] == 0
+    assert rec.data["anchor_latents"] > 0 and rec.data["preserve_latents"] == rec.data["replay_latents"] == 0
 
 
 def test_uce_closed_form_baseline(tmp_path):
     """UCE: no training, an adapter whose truncation error is reported, loadable like any other."""
     base = load_base("toy", device="cpu")
     before = probe(base.pipe.unet)
-    rec = train_adapter(base, make_request("circle", True), [], TrainConfig(method="uce"), tmp_path / "uce")
-    assert rec["method"] == "uce" and rec["data"]["target_tokens"] > 0 and 0 <= rec["data"]["svd_relative_error_max"] < 1
+    rec = train_adapter(base, TOY.make_request("circle"), [], TrainConfig(method="uce"), tmp_path / "uce")
+    assert rec.method == "uce" and rec.data["target_tokens"] > 0 and 0 <= rec.data["svd_relative_error_max"] < 1
     fresh = load_base("toy", device="cpu")
-    merge_into(fresh.pipe.unet, [read_adapter(tmp_path / "uce")])
+    apply_to_base(fresh, [str(tmp_path / "uce")])
     assert (probe(fresh.pipe.unet) - before).abs().max() > 1e-4

@@ -57,11 +57,11 @@ def test_tokenizer_makes_each_word_one_token_and_is_reproducible(tmp_path):
 def test_replay_never_shows_the_current_target():
     """Earlier targets are replayed (they must stay erased), but not their scenes that show this request's
     target: replaying "a red striped circle" while erasing "striped" would teach the model to keep stripes."""
-    from duge_lora.concepts import make_request, toy_prompt_sets
+    from duge_lora.worlds.toy import TOY
 
-    earlier = [make_request("circle", True), make_request("red", True)]
-    req = make_request("striped", True)
-    sets = toy_prompt_sets(req, earlier)
+    earlier = [TOY.make_request("circle"), TOY.make_request("red")]
+    req = TOY.make_request("striped")
+    sets = TOY.prompt_sets(req, earlier)
     assert not [p for p in sets.replay + sets.keep + sets.preserve if "striped" in p.split()]
     assert any("circle" in p.split() for p in sets.replay) and any(" red " in p for p in sets.replay)
     assert all({"striped", *req.synonyms} & set(p.split()) for p in sets.target)

@@ -1,4 +1,4 @@
-"""The embedded toy world and model: the default --base of duge-lora (shared/design/toyworld.md)."""
+"""The embedded toy world and model: duge-lora's default base (shared/design/toyworld.md)."""
 from pathlib import Path
 
 ASSETS = Path(__file__).parent / "assets"

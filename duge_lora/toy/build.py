@@ -210,41 +210,25 @@ def assemble_pipeline(unet, vae, text, tokenizer):
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
 
 
-def build(out_dir: str | Path, work_dir: str | Path, cfg: BuildConfig = BuildConfig(),
-          progress: Progress = _noop) -> dict:
-    """Run every stage (reusing finished ones in work_dir) and write the pipeline + judge to out_dir.
-
-    Returns the build report (also written to out_dir/build.json).
-    """
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from safetensors.torch import load_file, save_file
-    from transformers import CLIPTextModel, CLIPTokenizer
-
-    work, out = Path(work_dir), Path(out_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    report: dict = {"config": asdict(cfg), "seconds": {}}
-    t0 = time.time()
+def _data_stage(work: Path, cfg: BuildConfig, progress: Progress):
+    """The training and held-out renders (cached in work), with their scenes."""
     data = work / f"data-{cfg.seed}-{cfg.n_train}.npz"
     if not data.exists():
         progress("data", 0, 1, {})
-        train_x, train_s = render_set(cfg.n_train, cfg.seed)
-        held_x, held_s = render_set(cfg.n_heldout, cfg.seed + 10_000)
+        train_x, _ = render_set(cfg.n_train, cfg.seed)
+        held_x, _ = render_set(cfg.n_heldout, cfg.seed + 10_000)
         np.savez(data, train_x=train_x, held_x=held_x)
         progress("data", 1, 1, {})
     arrays = np.load(data)
-    train_x, held_x = arrays["train_x"], arrays["held_x"]
     train_s, held_s = world.sample_scenes(cfg.n_train, cfg.seed), world.sample_scenes(cfg.n_heldout, cfg.seed + 10_000)
-    report["seconds"]["data"] = round(time.time() - t0, 1)
+    return arrays["train_x"], train_s, arrays["held_x"], held_s
 
-    t = time.time()
-    if not (work / "judge" / "judge.safetensors").exists():
-        save_judge(train_judge(train_x, train_s, cfg, progress), work / "judge")
-    from .judge import load_judge
-    judge = load_judge(work / "judge")
-    report["judge_heldout_accuracy"] = judge_accuracy(judge, held_x, held_s)
-    report["seconds"]["judge"] = round(time.time() - t, 1)
 
-    t = time.time()
+def _vae_stage(work: Path, train_x, held_x, held_s, judge, cfg: BuildConfig, progress: Progress, report: dict):
+    """The autoencoder (latents scaled to unit variance), its PSNR and the judge on its reconstructions."""
+    from diffusers import AutoencoderKL
+    from safetensors.torch import save_file
+
     if not (work / "vae" / "config.json").exists():
         vae = train_vae(train_x, cfg, progress)
         raw = encode_all(vae, train_x)
@@ -255,20 +239,50 @@ def build(out_dir: str | Path, work_dir: str | Path, cfg: BuildConfig = BuildCon
     held_recon = decode_all(vae, encode_all(vae, held_x))
     report["vae_psnr"] = float(10 * np.log10(255.0 ** 2 / np.mean((held_recon.astype(np.float64) - held_x) ** 2)))
     report["judge_on_vae_reconstructions"] = judge_accuracy(judge, held_recon, held_s)
-    report["seconds"]["vae"] = round(time.time() - t, 1)
+    return vae
 
-    t = time.time()
-    tok_dir = write_tokenizer(work / "tokenizer")
-    tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
+
+def _unet_stage(work: Path, vae, train_s, cfg: BuildConfig, progress: Progress):
+    """The UNet and text encoder, trained jointly on the scaled latents; and the generated tokenizer."""
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import load_file
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(write_tokenizer(work / "tokenizer"))
     if not (work / "unet" / "config.json").exists():
         latents = load_file(str(work / "latents.safetensors"))["latents"] * vae.config.scaling_factor
         unet, text = train_unet(latents, train_s, tokenizer, cfg, progress)
         unet.save_pretrained(work / "unet")
         text.save_pretrained(work / "text_encoder")
-    unet = UNet2DConditionModel.from_pretrained(work / "unet")
-    text = CLIPTextModel.from_pretrained(work / "text_encoder")
-    report["seconds"]["unet"] = round(time.time() - t, 1)
+    return UNet2DConditionModel.from_pretrained(work / "unet"), CLIPTextModel.from_pretrained(work / "text_encoder"), tokenizer
 
+
+def build(out_dir: str | Path, work_dir: str | Path, cfg: BuildConfig = BuildConfig(),
+          progress: Progress = _noop) -> dict:
+    """Run every stage (reusing finished ones in work_dir) and write the pipeline + judge to out_dir.
+
+    Returns the build report (also written to out_dir/build.json).
+    """
+    from .judge import load_judge
+
+    work, out = Path(work_dir), Path(out_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    report: dict = {"config": asdict(cfg), "seconds": {}}
+    t0 = time.time()
+    train_x, train_s, held_x, held_s = _data_stage(work, cfg, progress)
+    report["seconds"]["data"] = round(time.time() - t0, 1)
+    t = time.time()
+    if not (work / "judge" / "judge.safetensors").exists():
+        save_judge(train_judge(train_x, train_s, cfg, progress), work / "judge")
+    judge = load_judge(work / "judge")
+    report["judge_heldout_accuracy"] = judge_accuracy(judge, held_x, held_s)
+    report["seconds"]["judge"] = round(time.time() - t, 1)
+    t = time.time()
+    vae = _vae_stage(work, train_x, held_x, held_s, judge, cfg, progress, report)
+    report["seconds"]["vae"] = round(time.time() - t, 1)
+    t = time.time()
+    unet, text, tokenizer = _unet_stage(work, vae, train_s, cfg, progress)
+    report["seconds"]["unet"] = round(time.time() - t, 1)
     pipe = assemble_pipeline(unet, vae, text, tokenizer)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,67 @@
+"""The one place where failures become what a user reads: one sentence on stderr and an exit code.
+
+The library raises DugeError (what went wrong, what to do next, its exit code) and names its parameters in
+backticks; here they become flags (`rank` -> --rank). Usage errors of the command line (an unknown option, a
+missing or bad value) come from the click that typer bundles. A traceback is shown only with DUGE_LORA_DEBUG=1.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from rich.markup import escape
+
+from duge_lora.errors import DugeError
+
+from .common import err
+
+import click as _click_pkg
+import typer
+
+try:                                   # typer >= 0.20 bundles its own click; older ones use the click package
+    from typer._click import exceptions as _bundled
+except ImportError:                    # pragma: no cover
+    _bundled = _click_pkg.exceptions
+
+CLICK_ERRORS = (_bundled.ClickException, _click_pkg.ClickException)
+ABORTS = (typer.Abort, _click_pkg.Abort)
+EXITS = (typer.Exit, _click_pkg.exceptions.Exit)
+FLAGS = {"output": "-o"}               # parameters whose flag is not --name-with-dashes
+_PARAM = re.compile(r"`([a-z][a-z_]*)`")
+
+
+def flag(name: str) -> str:
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def as_flags(text: str) -> str:
+    """The library's `parameter` names as this command line's flags."""
+    return _PARAM.sub(lambda m: flag(m.group(1)), text)
+
+
+def say(message: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+
+
+def handle(exc: BaseException, command: str | None = None) -> int:
+    """Print one sentence for an expected failure and return its exit code; re-raise anything else."""
+    debug = bool(os.environ.get("DUGE_LORA_DEBUG"))
+    if isinstance(exc, DugeError):
+        if debug:
+            raise exc
+        say(as_flags(str(exc)))
+        return exc.exit_code
+    if isinstance(exc, EXITS):
+        return exc.exit_code
+    if isinstance(exc, _bundled.NoArgsIsHelpError if hasattr(_bundled, "NoArgsIsHelpError") else ()):
+        err.print(exc.format_message(), highlight=False, markup=False)
+        return 0
+    if isinstance(exc, CLICK_ERRORS):
+        where = f"duge-lora {command} --help" if command else "duge-lora --help"
+        quote = ' Quote a value of several words, e.g. --concept "Mickey Mouse".' if "extra argument" in exc.format_message() else ""
+        say(f"{exc.format_message().rstrip('.')}.{quote} Run `{where}` to see the options.")
+        return exc.exit_code
+    if isinstance(exc, (KeyboardInterrupt, *ABORTS)):
+        err.print("[bold red]interrupted[/]: nothing was written.")
+        return 130
+    raise exc

@@ -1,0 +1,70 @@
+"""The bench's results.json content: per method and ablation variant, the per-step results (mean over seeds),
+the base's figures (step 0), the command, the machine and the date (report.py renders them)."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .bench import BenchConfig, base_file, now, run_folder, runs_of
+
+def collect(cfg: BenchConfig, out: Path, command: str = "") -> dict:
+    """results.json's content: per method and ablation variant, the per-step results (mean over seeds)."""
+    base = [json.loads(base_file(out, s).with_suffix(".json").read_text()) for s in cfg.seeds]
+    results: dict = {"methods": {}, "ablation": {}, "base": _mean_base(base), "sequence": list(cfg.sequence),
+                     "config": cfg.to_dict(), "command": command, "date": now(), "machine": machine()}
+    for r in runs_of(cfg):
+        per_seed = [_steps(run_folder(out, r.name, s), len(cfg.sequence)) for s in cfg.seeds]
+        entry = {"steps": _mean_steps(per_seed), "seeds": list(cfg.seeds)}
+        if len(cfg.seeds) > 1:
+            entry["per_seed"] = per_seed
+        if r.seed == cfg.seeds[0]:
+            (results["methods"] if r.every_step else results["ablation"])[r.name] = entry
+    return results
+
+
+def _steps(folder: Path, n: int) -> list[dict]:
+    return [json.loads((folder / f"step-{k:02d}.json").read_text()) for k in range(1, n + 1)
+            if (folder / f"step-{k:02d}.json").exists()]
+
+
+NUMERIC = ("ua", "ua_prev", "mean_ua", "ira", "cra", "erosion", "fd", "seconds", "peak_mb", "compose_seconds",
+           "compose_max_abs_diff", "eval_seconds")
+
+
+def _mean_steps(per_seed: list[list[dict]]) -> list[dict]:
+    if len(per_seed) == 1:
+        return per_seed[0]
+    out = []
+    for rows in zip(*per_seed):
+        row = dict(rows[0])
+        for k in NUMERIC:
+            vals = [r[k] for r in rows if r.get(k) is not None]
+            row[k] = float(np.mean(vals)) if vals else None
+        out.append(row)
+    return out
+
+
+def _mean_base(infos: list[dict]) -> dict:
+    acc = {a: float(np.mean([i["accuracy"][a] for i in infos if i["accuracy"][a] is not None]))
+           for a in infos[0]["accuracy"]}
+    targets = [{"concept": t["concept"], "axis": t["axis"],
+                "ua": float(np.mean([i["targets"][j]["ua"] for i in infos]))} for j, t in enumerate(infos[0]["targets"])]
+    return {"accuracy": acc, "targets": targets, "images": infos[0]["images"]}
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "python": platform.python_version()}

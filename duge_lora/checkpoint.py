@@ -1,0 +1,55 @@
+"""Checkpoints of an unfinished training run: LoRA factors, optimizer moments and RNG state, in safetensors
+(never pickle), written atomically beside the output (OUTPUT.partial/), so `resume` continues exactly."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .errors import DugeError
+from .io import atomic_path
+
+
+def partial_dir(output: Path) -> Path:
+    """Where an unfinished run keeps its checkpoint: beside the output, never inside it."""
+    return output.with_name(output.name + ".partial")
+
+
+def save_checkpoint(folder: Path, step: int, params: list[torch.Tensor], opt, gen: torch.Generator, config_id: str) -> None:
+    """Parameters, AdamW moments and the data RNG after `step`, with the id of the settings that made them."""
+    from safetensors.torch import save_file
+
+    tensors = {f"param.{i}": p.detach().cpu().contiguous() for i, p in enumerate(params)}
+    for i, p in enumerate(params):
+        for k, v in opt.state.get(p, {}).items():          # AdamW: step, exp_avg, exp_avg_sq
+            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
+    tensors["rng"] = gen.get_state()
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "checkpoint.safetensors") as tmp:
+        save_file(tensors, str(tmp))
+    with atomic_path(folder / "state.json") as tmp:
+        tmp.write_text(json.dumps({"step": step, "config": config_id}))
+
+
+def has_checkpoint(folder: Path) -> bool:
+    return (folder / "state.json").exists()
+
+
+def load_checkpoint(folder: Path, params: list[torch.Tensor], opt, gen: torch.Generator, config_id: str) -> int:
+    """Restore what save_checkpoint wrote (refusing one made with other settings); returns its step."""
+    from safetensors.torch import load_file
+
+    state = json.loads((folder / "state.json").read_text())
+    if state["config"] != config_id:
+        raise DugeError(f"The checkpoint in {folder} was made with other settings, base or earlier adapters.",
+                        "Rerun with the same options, or delete that folder to start over.")
+    tensors = load_file(str(folder / "checkpoint.safetensors"))
+    with torch.no_grad():
+        for i, p in enumerate(params):
+            p.copy_(tensors[f"param.{i}"])
+            moments = {k.split(".", 2)[2]: v for k, v in tensors.items() if k.startswith(f"opt.{i}.")}
+            if moments:
+                opt.state[p] = {k: (v if k == "step" else v.to(p.device)) for k, v in moments.items()}
+    gen.set_state(tensors["rng"])
+    return int(state["step"])

@@ -1,0 +1,96 @@
+"""One optimisation step of adapter k: the frozen theta_{k-1} pass, the trained pass, and the loss (method.md, "Loss").
+
+The frozen reference model is the same UNet with the new adapter switched off (architecture.md), so one UNet
+serves both passes. What the step computed is grouped in losses.StepOutputs; the terms are losses.TERMS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .adapter import factors
+from .hooks import AttentionCapture
+from .losses import KeepStates, Objective, Predictions, StepOutputs, reduce_terms, terms_of, total
+from .trainset import TrainData, sample_batch
+
+NEW = "duge_new"        # peft name of the adapter being trained
+
+
+@dataclass
+class Step:
+    """What every step of one run reads: the UNet (theta_{k-1} merged, adapter k attached), its data and settings."""
+    unet: object
+    capture: AttentionCapture
+    data: TrainData
+    scheduler: object                    # a diffusers DDPMScheduler (add_noise, num_train_timesteps)
+    objective: Objective
+    weights: dict[str, float]
+    batch: int
+    scaling: float
+    autocast: Callable[[], object]
+    prev_a: list[list[torch.Tensor]]     # per adapted module (sorted by name): the earlier adapters' A
+    keep: KeepStates | None = None
+    keep_near: KeepStates | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+
+@torch.no_grad()
+def keep_states(unet, names: list[str], states: torch.Tensor | None) -> KeepStates | None:
+    """Token states to keep and ||W E^T||_F^2 of each module of theta_{k-1} on them (the scale of kv_preservation)."""
+    if states is None:
+        return None
+    modules, norms = dict(unet.named_modules()), []
+    for name in names:
+        w = getattr(modules[name], "base_layer", modules[name]).weight
+        norms.append((states.to(w.device, w.dtype) @ w.T).float().pow(2).sum().clamp_min(1e-12))
+    return KeepStates(states.to(unet.device), norms)
+
+
+def _extra_refs(s: Step, xt, t, seg: dict, e_train: list[int]) -> dict:
+    """Frozen predictions on the anchor rows under the target prompt and/or the empty prompt (ESD needs both)."""
+    rows = seg["anchor"]
+    out = {}
+    for kind in s.objective.extra_refs:
+        emb = s.data.emb[e_train[rows]] if kind == "target" else s.data.uncond.expand(rows.stop - rows.start, -1, -1)
+        out[kind] = s.unet(xt[rows], t[rows], encoder_hidden_states=emb.to(s.device)).sample
+    return out
+
+
+def _passes(s: Step, xt, t, e_train, e_ref, seg):
+    """The frozen pass (adapter k off) and the trained pass; attention outputs of the anchor rows of each."""
+    anchor = seg.get("anchor", slice(0, 0))
+    with s.autocast():
+        with torch.no_grad():                                   # frozen theta_{k-1}: the new adapter off
+            s.unet.disable_adapters()
+            s.capture.enabled = True
+            eps_ref = s.unet(xt, t, encoder_hidden_states=s.data.emb[e_ref].to(s.device)).sample
+            attn_ref = s.capture.take(anchor)
+            s.capture.enabled = False
+            extra = _extra_refs(s, xt, t, seg, e_train)
+            s.unet.enable_adapters()
+            s.capture.enabled = True
+        eps = s.unet(xt, t, encoder_hidden_states=s.data.emb[e_train].to(s.device)).sample
+        attn = s.capture.take(anchor)
+        s.capture.enabled = False
+    return eps, eps_ref, attn, attn_ref, extra
+
+
+def training_step(s: Step, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    """One step's forward passes and losses: returns (loss, per-term floats, each reduced over its samples)."""
+    x0, e_train, e_ref, seg = sample_batch(s.data, s.objective.segments, s.batch, gen)
+    x0 = x0.to(s.device)
+    noise = torch.randn(x0.shape, generator=gen).to(s.device)
+    t = torch.randint(0, s.scheduler.config.num_train_timesteps, (len(x0),), generator=gen).to(s.device)
+    xt = s.scheduler.add_noise(x0, noise, t)
+    eps, eps_ref, attn, attn_ref, extra = _passes(s, xt, t, e_train, e_ref, seg)
+    fac = factors(s.unet, NEW)
+    out = StepOutputs(Predictions(eps, eps_ref, noise, seg, extra.get("uncond"), extra.get("target")),
+                      attn=attn, attn_ref=attn_ref, factors=[fac[n] for n in sorted(fac)], scaling=s.scaling,
+                      prev_a=s.prev_a, keep=s.keep, keep_near=s.keep_near)
+    terms = reduce_terms(terms_of(out, s.weights))
+    return total(terms, s.weights), {k: float(v.detach()) for k, v in terms.items()}

@@ -1,0 +1,56 @@
+"""Worlds: what a base model can be asked to forget, and how to measure it (method.md, "Data" and "Metrics").
+
+A World owns, for one kind of base: default anchors and preserve sets (make_request), the prompt sets of a request
+(target paired with anchor, preserve, replay, keep), the prompt vocabulary check, the default sampler, and the
+evaluator. Two implementations: ToyWorld (the embedded toy model, whose world we render and whose judge reads
+it) and GenericWorld (any other Stable Diffusion base; a judge for it is a later piece: judges/).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from ..records import Request
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class PromptSets:
+    """Prompts for one request. target[i] is trained toward the image of anchor[i]."""
+    target: list[str]
+    anchor: list[str]
+    preserve: list[str]
+    replay: list[str]
+    keep: list[str] = field(default_factory=list)     # every other prompt whose keys/values must not move
+
+
+class World(Protocol):
+    """What duge-lora knows about the concepts of a base and how to measure them."""
+    name: str
+    has_judge: bool
+
+    def sampler(self) -> dict:
+        """Default sampler settings: guidance_scale, num_inference_steps."""
+
+    def make_request(self, concept: str, anchor: str | None = None, preserve: list[str] | None = None,
+                     synonyms: list[str] | None = None) -> Request:
+        """Validate a request and fill its defaults (fields left None)."""
+
+    def prompt_sets(self, req: Request, earlier: list[Request], seed: int = 0) -> PromptSets:
+        """The prompts of a request's data sets, given the earlier requests."""
+
+    def check_prompts(self, prompts: list[str]) -> None:
+        """Refuse prompts the base cannot read (a CLIP tokenizer would silently mangle unknown words)."""
+
+    def evaluate(self, base, n: int = 2, seed: int = 0, targets: list[Request] | None = None,
+                 progress: Progress | None = None):
+        """Generate, judge, and compute UA / UA_prev / IRA / CRA for targets (an evaluate.EvalReport)."""
+
+
+def world_for(pipe) -> World:
+    """The toy world for a pipeline that speaks its vocabulary at its image size, else the generic world."""
+    from .generic import GenericWorld
+    from .toy import TOY, is_toy_world
+
+    return TOY if is_toy_world(pipe) else GenericWorld()

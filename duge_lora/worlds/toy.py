@@ -1,0 +1,110 @@
+"""The toy world (shared/design/toyworld.md): requests, prompt sets and measurement for the embedded toy model.
+
+Every default comes from the world's neighbour structure (toy/world.py): the anchor is the nearest neighbour of
+the same axis (a character's: the plain shape of its head), the preserve set the neighbours. The prompt sets
+cover every scene of the target spelled with each synonym (method.md, "Data"); the evaluator is the toy judge
+(evaluate.py).
+"""
+from __future__ import annotations
+
+import json
+import random
+
+from ..errors import DugeError, UnknownWords, param
+from ..records import Request
+from ..toy import world
+from . import PromptSets
+
+# what to draw instead of an erased concept, by default: the nearest neighbour of the same axis, or for a
+# character the plain shape of its head.
+TOY_ANCHORS = {
+    "circle": "oval", "oval": "circle", "square": "diamond", "diamond": "square", "triangle": "diamond",
+    "star": "cross", "heart": "circle", "cross": "star", "mickey": "circle", "kitty": "circle", "robo": "square",
+    "red": "orange", "orange": "yellow", "yellow": "orange", "green": "blue", "blue": "green", "purple": "blue",
+    "solid": "outlined", "striped": "solid", "outlined": "solid",
+}
+N_REPLAY = 48                        # generic scenes replayed per request (plus the earlier targets' scenes)
+
+
+def is_toy_world(pipe) -> bool:
+    """True when the pipeline draws 32x32 images and its tokenizer holds every toy word as one token."""
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    vocab = pipe.tokenizer.get_vocab()
+    return size == world.SIZE and all(f"{w}</w>" in vocab for w in world.vocabulary())
+
+
+def _scenes_with(axis: str, concept: str) -> list[world.Scene]:
+    return [s for s in world.all_scenes() if getattr(s, world.SLOT[axis]) == concept]
+
+
+def _check_words(phrases: list[str]) -> None:
+    known = set(world.vocabulary())
+    unknown = sorted({w for p in phrases for w in p.lower().split() if w not in known})
+    if unknown:
+        raise DugeError(f"These words are not in the toy model's vocabulary: {', '.join(unknown)}.",
+                        "Run `duge-lora toy vocab` to list the words it knows.")
+
+
+class ToyWorld:
+    """The World of the embedded toy model: shapes, colours, styles and three named characters."""
+    name = "toy"
+    has_judge = True
+
+    def sampler(self) -> dict:
+        """The toy model's default sampler settings, recorded by its build."""
+        from .. import toy
+        from ..toy.build import BuildConfig as B
+
+        report = json.loads(toy.BUILD_REPORT.read_text()) if toy.BUILD_REPORT.exists() else {}
+        return dict(report.get("sampler", {"guidance_scale": B.guidance_scale, "num_inference_steps": B.num_inference_steps}))
+
+    def make_request(self, concept: str, anchor: str | None = None, preserve: list[str] | None = None,
+                     synonyms: list[str] | None = None) -> Request:
+        """Validate a request and fill its defaults from the world's neighbours ("Mickey Mouse" -> mickey)."""
+        concept = " ".join(concept.split())
+        if not concept:
+            raise DugeError("The concept to erase is empty.", f'Name it, for example {param("concept")} "circle".', option="concept")
+        defaults = tuple(n for n, v in (("anchor", anchor), ("preserve", preserve), ("synonyms", synonyms)) if v is None)
+        _check_words([concept, anchor or "", *(preserve or []), *(synonyms or [])])
+        meant = {world.canonical(w) for w in concept.lower().split()}
+        word = meant.pop() if len(meant) == 1 else concept.lower()
+        if word not in world.NEIGHBOURS:
+            raise DugeError(f"{concept!r} is a word of the toy world but not a concept it can erase.",
+                            "Erase an object, character, colour or style (see `duge-lora toy vocab`).")
+        anchor = TOY_ANCHORS[word] if anchor is None else anchor
+        preserve = [p for p in world.NEIGHBOURS[word] if p != anchor] + [anchor] if preserve is None else preserve
+        synonyms = list(world.SYNONYMS.get(word, ())) if synonyms is None else synonyms
+        return Request(word, anchor, tuple(dict.fromkeys(preserve)), tuple(synonyms), world.axis_of(word), defaults)
+
+    def prompt_sets(self, req: Request, earlier: list[Request], seed: int = 0) -> PromptSets:
+        """Every scene of the target, spelled with each synonym, paired with its anchor; preserve, replay, keep."""
+        target, anchor = [], []
+        for scene in _scenes_with(req.axis, req.concept):
+            for word in (req.concept, *req.synonyms):
+                target.append(scene.prompt_with(req.axis, word))
+                anchor.append(scene.prompt_with(req.axis, req.anchor))
+        preserve = [s.prompt() for p in req.preserve for s in _scenes_with(world.axis_of(p), world.canonical(p))]
+        banned = {req.concept, *(world.canonical(p) for p in req.preserve)} | {e.concept for e in earlier}
+        generic = [s.prompt() for s in world.all_scenes() if not banned & {s.subject, s.color, s.style}]
+        replay = random.Random(seed).sample(generic, min(N_REPLAY, len(generic)))
+        for e in earlier:     # the earlier targets stay erased; their scenes that show this target are not replayed
+            replay += [s.prompt() for s in _scenes_with(e.axis, e.concept) if getattr(s, world.SLOT[req.axis]) != req.concept]
+        keep = [s.prompt() for s in world.all_scenes() if getattr(s, world.SLOT[req.axis]) != req.concept]
+        return PromptSets(target, anchor, sorted(set(preserve)), replay, keep)
+
+    def check_prompts(self, prompts: list[str]) -> None:
+        """Refuse prompts with words outside the toy vocabulary."""
+        known = set(world.vocabulary())
+        for prompt in prompts:
+            unknown = [w for w in prompt.lower().split() if w not in known]
+            if prompt.strip() and unknown:
+                raise UnknownWords(unknown, prompt)
+
+    def evaluate(self, base, n: int = 2, seed: int = 0, targets: list[Request] | None = None, progress=None):
+        """The toy judge's verdicts on n images per evaluation prompt, and the metrics (evaluate.py)."""
+        from ..evaluate import evaluate
+
+        return evaluate(base, n=n, seed=seed, targets=targets, progress=progress)
+
+
+TOY = ToyWorld()
