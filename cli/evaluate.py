@@ -9,6 +9,7 @@ from rich.table import Table
 from duge_lora.compose import apply_items, load_items
 from duge_lora.models import load_base
 from duge_lora.records import requests_of
+from duge_lora.worlds import IMAGES_PER_PROMPT
 
 from .common import AdaptersOpt, BaseOpt, DeviceOpt, JsonOpt, SeedOpt, note, progress_bar
 from .output import Output
@@ -29,7 +30,7 @@ def eval_command(
     base: BaseOpt = "toy",
     adapters: AdaptersOpt = None,
     concept: Annotated[Optional[list[str]], typer.Option("--concept", help="Targets, in request order (default: the adapters' concepts); the list ends at the next option.")] = None,
-    n: Annotated[int, typer.Option("-n", "--num-images", min=1, help="Images per prompt.")] = 2,
+    n: Annotated[int, typer.Option("-n", "--num-images", min=1, help="Images per prompt.")] = IMAGES_PER_PROMPT,
     seed: SeedOpt = 0,
     json_: JsonOpt = False,
     device: DeviceOpt = "auto",

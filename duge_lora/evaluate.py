@@ -17,6 +17,7 @@ from .generate import Progress, generate
 from .metrics import unlearning_metrics
 from .models import Base
 from .records import Request
+from .worlds import IMAGES_PER_PROMPT
 from .toy import world
 from .toy.judge import Judge, correct, load_judge, to_tensor
 
@@ -65,7 +66,7 @@ class EvalSample:
     features: np.ndarray | None = None   # (N, D) the judge's penultimate features (for FD)
 
 
-def sample_eval(base: Base, n: int = 2, seed: int = 0, targets: list[Request] | None = None,
+def sample_eval(base: Base, n: int = IMAGES_PER_PROMPT, seed: int = 0, targets: list[Request] | None = None,
                 scenes: list[world.Scene] | None = None, judge: Judge | None = None,
                 progress: Progress | None = None, features: bool = False) -> EvalSample:
     """Generate n images per evaluation prompt and judge them (image j of prompt i always has the same seed)."""
@@ -86,7 +87,7 @@ def judge_features(judge: Judge, images: np.ndarray, batch: int = 512) -> np.nda
     return torch.cat([judge.features(to_tensor(images[i:i + batch])) for i in range(0, len(images), batch)]).numpy()
 
 
-def evaluate(base: Base, n: int = 2, seed: int = 0, targets: list[Request] | None = None,
+def evaluate(base: Base, n: int = IMAGES_PER_PROMPT, seed: int = 0, targets: list[Request] | None = None,
              scenes: list[world.Scene] | None = None, judge: Judge | None = None,
              progress: Progress | None = None) -> EvalReport:
     """Generate n images per evaluation prompt, judge them, and compute the metrics for `targets` (last = current)."""

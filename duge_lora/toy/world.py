@@ -43,7 +43,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "mickey": ("mouse",), "kitty": ("cat",), "robo": ("robot",),
     "purple": ("violet",), "striped": ("stripy",),
 }
-# what to draw instead when a concept is erased: the default anchor of a request
+# generic words for a subject, in the vocabulary so that a request may name them as its anchor by hand
+# (the default anchors are the neighbours in worlds/toy.py: TOY_ANCHORS)
 ANCHORS: dict[str, str] = {"object": "shape", "character": "figure"}
 
 RGB = {

@@ -13,6 +13,7 @@ from typing import Callable, Protocol
 from ..records import Request
 
 Progress = Callable[[int, int], None]
+IMAGES_PER_PROMPT = 2          # evaluation images per prompt, by default
 
 
 @dataclass
@@ -43,7 +44,7 @@ class World(Protocol):
     def check_prompts(self, prompts: list[str]) -> None:
         """Refuse prompts the base cannot read (a CLIP tokenizer would silently mangle unknown words)."""
 
-    def evaluate(self, base, n: int = 2, seed: int = 0, targets: list[Request] | None = None,
+    def evaluate(self, base, n: int = IMAGES_PER_PROMPT, seed: int = 0, targets: list[Request] | None = None,
                  progress: Progress | None = None):
         """Generate, judge, and compute UA / UA_prev / IRA / CRA for targets (an evaluate.EvalReport)."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..errors import DugeError, NoJudge, param
 from ..records import Request
-from . import PromptSets
+from . import IMAGES_PER_PROMPT, PromptSets
 
 TEMPLATES = ("{}", "a photo of {}", "a painting of {}", "an image of {}", "a drawing of {}", "a picture of {}")
 REPLAY = ("a photo of a dog", "a city street at night", "a bowl of fruit", "a mountain landscape",
@@ -48,6 +48,6 @@ class GenericWorld:
     def check_prompts(self, prompts: list[str]) -> None:
         """Any words: a real base's tokenizer reads them."""
 
-    def evaluate(self, base, n: int = 2, seed: int = 0, targets: list[Request] | None = None, progress=None):
+    def evaluate(self, base, n: int = IMAGES_PER_PROMPT, seed: int = 0, targets: list[Request] | None = None, progress=None):
         raise NoJudge(f"`eval` measures with the toy world's judge, but the base {base.name!r} is not a toy-world model.",
                       f"Use {param('base')} toy (or a model composed from it).", option="base")

@@ -13,7 +13,7 @@ import random
 from ..errors import DugeError, UnknownWords, param
 from ..records import Request
 from ..toy import world
-from . import PromptSets
+from . import IMAGES_PER_PROMPT, PromptSets
 
 # what to draw instead of an erased concept, by default: the nearest neighbour of the same axis, or for a
 # character the plain shape of its head.
@@ -100,7 +100,7 @@ class ToyWorld:
             if prompt.strip() and unknown:
                 raise UnknownWords(unknown, prompt)
 
-    def evaluate(self, base, n: int = 2, seed: int = 0, targets: list[Request] | None = None, progress=None):
+    def evaluate(self, base, n: int = IMAGES_PER_PROMPT, seed: int = 0, targets: list[Request] | None = None, progress=None):
         """The toy judge's verdicts on n images per evaluation prompt, and the metrics (evaluate.py)."""
         from ..evaluate import evaluate
 
