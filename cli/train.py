@@ -7,13 +7,13 @@ from typing import Annotated, Optional
 import typer
 
 from duge_lora.adapter import LoraSpec
+from duge_lora.checkpoint import has_checkpoint, partial_dir
 from duge_lora.errors import DugeError
 from duge_lora.io import check_output
 from duge_lora.models import load_base
 from duge_lora.records import resolve_adapters
 from duge_lora.stack import plan_request
 from duge_lora.train import METHODS, TrainConfig, train_adapter
-from duge_lora.checkpoint import has_checkpoint, partial_dir
 
 from .common import BaseOpt, DeviceOpt, JsonOpt, OverwriteOpt, SeedOpt, note, staged_progress
 from .output import Output
