@@ -12,7 +12,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from duge_lora.bench import DEFAULT_ABLATION, METHODS, BenchConfig, check_config, prepare_dir, run_bench, runs_of
+from duge_lora.bench import prepare_dir, run_bench
+from duge_lora.bench_config import DEFAULT_ABLATION, METHODS, SEQUENCES, BenchConfig, check_config, runs_of
 from duge_lora.bench_results import collect
 from duge_lora.errors import DugeError
 from duge_lora.report import fmt, summary_rows, write_report
@@ -24,13 +25,16 @@ EXAMPLES = """
 
 Examples:
 
-  duge-lora bench -o bench-out                         (the full benchmark: 6 methods x 10 requests + ablation)
+  duge-lora bench -o bench-default                     (6 methods x 10 requests + ablation; duge and uce x 3 seeds)
+
+  duge-lora bench --sequence dependent -o bench-dependent   (the second sequence: every request depends on an earlier one)
 
   duge-lora bench --quick -o bench-quick               (3 requests, fewer steps and images: a few minutes)
 
   duge-lora bench --methods duge,uce --sequence circle,red --ablation none -o small
 
-An interrupted bench resumes when the same command is run again.
+An interrupted bench resumes when the same command is run again, so a long bench can be run in parts (stop it
+with Ctrl-C, run the same command later). Each request's anchor is resolved against the requests before it.
 """
 
 
@@ -41,8 +45,9 @@ def _csv(value: str) -> tuple[str, ...]:
 def bench_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the results, plots, grids and index.html.", show_default=False)],
     methods: Annotated[str, typer.Option("--methods", help="Comma-separated methods.")] = ",".join(METHODS),
-    sequence: Annotated[Optional[str], typer.Option("--sequence", help="Comma-separated concepts, erased in this order (default: the 10-request sequence).")] = None,
-    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; results are averaged over them.")] = "0",
+    sequence: Annotated[Optional[str], typer.Option("--sequence", help=f"{' or '.join(SEQUENCES)} (the two 10-request sequences), or comma-separated concepts erased in this order (default: default).")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help=f"Comma-separated seeds for the --seeded methods, averaged with their spread; the others and the ablation run the first (default: {','.join(map(str, BenchConfig.seeds))}; --quick: 0).")] = None,
+    seeded: Annotated[str, typer.Option("--seeded", help="Comma-separated methods that run every seed.")] = ",".join(BenchConfig.seeded),
     ablation: Annotated[Optional[str], typer.Option("--ablation", help=f"DUGE variants to run ({', '.join(DEFAULT_ABLATION)}), 'all' or 'none' (default: all; --quick: no-reg).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="3 requests, 40 steps, a third of the prompts, one ablation variant: a smoke test in minutes.")] = False,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help=f"Training steps per request (default {BenchConfig.steps}; --quick {BenchConfig.quick().steps}).")] = None,
@@ -59,14 +64,15 @@ def bench_command(
     """
     import torch
 
-    overrides: dict = {}
-    try:
-        overrides["seeds"] = tuple(int(s) for s in _csv(seeds))
-    except ValueError:
-        raise DugeError(f"--seeds {seeds!r} is not a comma-separated list of integers.", "Write it like --seeds 0,1.") from None
+    overrides: dict = {"seeded": _csv(seeded)}
+    if seeds is not None:
+        try:
+            overrides["seeds"] = tuple(int(s) for s in _csv(seeds))
+        except ValueError:
+            raise DugeError(f"--seeds {seeds!r} is not a comma-separated list of integers.", "Write it like --seeds 0,1.") from None
     overrides["methods"] = _csv(methods) if methods.strip().lower() != "none" else ()
     if sequence is not None:
-        overrides["sequence"] = tuple(c.lower() for c in _csv(sequence))
+        overrides["sequence"] = SEQUENCES.get(sequence.strip().lower()) or tuple(c.lower() for c in _csv(sequence))
     if ablation is not None:
         overrides["ablation"] = () if ablation == "none" else DEFAULT_ABLATION if ablation == "all" else _csv(ablation)
     if steps is not None:
@@ -130,8 +136,8 @@ def _summary(results: dict) -> Table:
     for col in ("method", "mean UA", "UA_prev", "IRA", "CRA", "erosion", "FD", "s/request"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for name, r in summary_rows(results):
-        table.add_row(name, *(fmt(r[k], True) for k in ("mean_ua", "ua_prev", "ira", "cra", "erosion")),
-                      fmt(r["fd"], False), f"{r['total_seconds'] / n:.1f}")
+        table.add_row(name, *(fmt(r[k], True, r["sd"].get(k)) for k in ("mean_ua", "ua_prev", "ira", "cra", "erosion")),
+                      fmt(r["fd"], False, r["sd"].get("fd")), f"{r['total_seconds'] / n:.1f}")
     return table
 
 

@@ -63,6 +63,7 @@ def _summary(result) -> str:
     extra = f", max |composed - stack| = {v.max_abs_diff:.2e}" if v is not None else ""
     lines = [f"wrote {result.output} ({result.format}, {result.method}, {len(result.adapters)} adapters, {result.seconds} s{extra})"]
     if v is not None and v.judge:
+        lines.append(f"  mean UA over {len(v.judge['targets'])} targets: {100 * (v.judge['mean_ua'] or 0):.1f}%")
         lines += [f"  erased {t['concept']}: UA {100 * t['ua']:.1f}%" for t in v.judge["targets"]]
         lines.append(f"  kept: IRA {100 * (v.judge['ira'] or 0):.1f}%, CRA {100 * (v.judge['cra'] or 0):.1f}%")
     return "\n".join(lines)

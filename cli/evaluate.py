@@ -35,10 +35,11 @@ def eval_command(
     json_: JsonOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Generate images for all the toy world's prompts; report per-axis accuracy and UA, UA_prev, IRA, CRA.
+    """Generate images for all the toy world's prompts; report per-axis accuracy and mean UA, UA, UA_prev, IRA, CRA.
 
-    UA is 1 - the judge's accuracy on the target's prompts (synonyms included); UA_prev the same for the earlier
-    targets; IRA the accuracy on the targets' own axis for other concepts; CRA on the other axes.
+    UA is 1 - the judge's accuracy on a target's prompts (synonyms included). The headline is the mean UA over
+    every target of the stack; every target's UA is listed, then the last target's UA, UA_prev (the earlier
+    targets' mean), IRA (the targets' own axis for other concepts) and CRA (the other axes).
     """
     b = load_base(base, device)
     items = load_items(adapters or [])
@@ -60,10 +61,13 @@ def _table(report, n: int, with_targets: bool) -> Table:
     for axis, acc in report.accuracy.items():
         table.add_row(axis, pct(acc))
     if with_targets:
+        table.add_row("[bold]mean UA, all targets[/]", f"[bold]{pct(report.mean_ua)}[/]")
         for t in report.targets:
             table.add_row(f"UA {t['concept']}", pct(t["ua"]))
-        for name in ("ua", "ua_prev", "ira", "cra"):
-            table.add_row(name.upper(), pct(getattr(report, name)))
+        labels = {"ua": f"UA of the last target ({report.targets[-1]['concept']})", "ua_prev": "UA_prev (earlier targets)",
+                  "ira": "IRA", "cra": "CRA"}
+        for name, label in labels.items():
+            table.add_row(label, pct(getattr(report, name)))
     return table
 
 

@@ -11,7 +11,7 @@ from duge_lora.checkpoint import has_checkpoint, partial_dir
 from duge_lora.errors import DugeError
 from duge_lora.io import check_output
 from duge_lora.models import load_base
-from duge_lora.records import resolve_adapters
+from duge_lora.records import requests_of, resolve_adapters
 from duge_lora.stack import plan_request
 from duge_lora.train import METHODS, TrainConfig, train_adapter
 
@@ -34,6 +34,7 @@ A multi-word concept is one quoted value. --after, --preserve and --synonym take
 ends at the next option.
 """
 T, L = TrainConfig, LoraSpec
+ANCHOR_WARNING = 0.25           # share of anchor images read as the target above which train warns
 
 
 def parse_weights(items: list[str]) -> dict[str, float]:
@@ -69,6 +70,7 @@ def train(
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing", help="Trade compute for memory on big UNets.")] = T.gradient_checkpointing,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints (0: none).")] = T.checkpoint_every,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Use an --anchor that an earlier adapter erased (its prompt no longer draws it).")] = False,
     overwrite: OverwriteOpt = False,
     json_: JsonOpt = False,
     device: DeviceOpt = "auto",
@@ -82,13 +84,17 @@ def train(
                       mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing)
     parents = resolve_adapters(plan.parents)
     b = load_base(base, device)
-    req = b.world.make_request(concept, anchor, preserve, synonym)
+    req = b.world.make_request(concept, anchor, preserve, synonym, earlier=requests_of(parents), force=force)
     _describe(b, req, parents)
     if resume and not has_checkpoint(partial_dir(plan.output)):
         note(f"no checkpoint in {partial_dir(plan.output)}; starting from step 0")
     with staged_progress(json_) as progress:
         record = train_adapter(b, req, parents, cfg, plan.output, resume=resume, progress=progress)
     plan.finish()
+    seen = record.data.get("anchor_read_as_target")
+    if seen is not None and seen > ANCHOR_WARNING:
+        note(f"[yellow]warning:[/] the judge read {100 * seen:.0f}% of the anchor images ({req.anchor!r}, drawn by the "
+             f"model before this request) as {req.concept!r}, so this request may erase little; try another --anchor.")
     losses = ", ".join(f"{k} {v:.4g}" for k, v in record.final_losses.items())
     Output(json_).show({"output": str(plan.output)} | record.to_dict(),
                        f"wrote {plan.output} in {record.seconds} s (final losses: {losses})")
@@ -101,6 +107,8 @@ def _describe(b, req, parents) -> None:
          + f"; anchor: {req.anchor or '(empty prompt)'}{tag('anchor')}"
          + f"; preserve: {', '.join(req.preserve) or '-'}{tag('preserve')}"
          + f"; synonyms: {', '.join(req.synonyms) or '-'}{tag('synonyms')}")
+    for text in req.notes:
+        note(f"[yellow]note:[/] {text}")
     if parents:
         note("after: " + " -> ".join(f"{p.concept} ({p.path})" for p in parents))
 

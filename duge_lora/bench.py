@@ -14,144 +14,20 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from .bench_config import BenchConfig, Run, chain_requests, eval_scenes, probe_rows, runs_of
 from .errors import BenchInterrupted, DugeError, TrainingStopped, param
 from .io import atomic_path
-from .losses import DEFAULT_WEIGHTS
 from .stack import slug
 from .workers import run_all
-from .worlds.toy import TOY
 
-DEFAULT_SEQUENCE = ("circle", "red", "mickey", "star", "striped", "kitty", "triangle", "blue", "heart", "yellow")
-METHODS = ("duge", "naive", "esd", "ablate", "uce", "l2sp")
-REG_TERMS = ("drift", "overlap", "replay", "keep")
-# the ablation: DUGE without each of its three losses, and without each sub-term of L_reg (their weights set to 0)
-ABLATIONS: dict[str, tuple[str, ...]] = {"no-ca": ("ca_attn", "ca_eps"), "no-pp": ("pp", "pp_kv"), "no-reg": REG_TERMS,
-                                         **{f"no-{t}": (t,) for t in REG_TERMS}}
-
-
-def effective_ablations(weights: dict = DEFAULT_WEIGHTS) -> tuple[str, ...]:
-    """The variants that switch off at least one term DUGE uses by default. A variant that zeroes only terms
-    whose default weight is already 0 (drift and overlap, since the 2026-11-29 bench) would be DUGE itself."""
-    return tuple(v for v, terms in ABLATIONS.items() if any(weights.get(t, 0) for t in terms))
-
-
-DEFAULT_ABLATION = effective_ablations()
 STATE_FILE = "bench.json"
 Report = Callable[[dict], None]
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """What a bench measures. The defaults are the full benchmark; quick() the smoke-test variant."""
-    methods: tuple[str, ...] = METHODS
-    sequence: tuple[str, ...] = DEFAULT_SEQUENCE
-    seeds: tuple[int, ...] = (0,)
-    ablation: tuple[str, ...] = DEFAULT_ABLATION   # DUGE variants, judged after the last request only
-    steps: int = 100                                # training steps per request (train's default)
-    max_prompts: int = 64                           # prompts per data set (anchor / preserve / replay)
-    images: int = 1                                 # evaluation images per prompt
-    scene_fraction: int = 1                         # judge 1/scene_fraction of the world's scenes
-    base: str = "toy"
-
-    @classmethod
-    def quick(cls, **overrides) -> "BenchConfig":
-        """Fewer requests, steps, data and scenes: minutes instead of an hour (a smoke test, not a result)."""
-        return cls(**({"sequence": DEFAULT_SEQUENCE[:3], "steps": 40, "max_prompts": 16, "scene_fraction": 3,
-                       "ablation": ("no-reg",)} | overrides))
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BenchConfig":
-        """The inverse of to_dict (JSON lists back to tuples)."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-
-@dataclass(frozen=True)
-class Run:
-    """One chain of requests: a method (or an ablation variant of DUGE) with one seed."""
-    name: str
-    method: str
-    seed: int
-    zeroed: tuple[str, ...] = ()      # DUGE loss terms switched off (the ablation)
-    every_step: bool = True           # judge after every request, or only after the last
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}/seed-{self.seed}"
-
-    def weights(self) -> dict | None:
-        return {**DEFAULT_WEIGHTS, **{t: 0.0 for t in self.zeroed}} if self.zeroed else None
-
-
-def check_config(cfg: BenchConfig) -> None:
-    """Refuse unknown methods, variants or concepts up front, in one sentence each."""
-    from .train import METHODS as TRAINABLE
-
-    for m in cfg.methods:
-        if m not in TRAINABLE:
-            raise DugeError(f"Unknown method {m!r} in {param('methods')}.", f"Choose from: {', '.join(TRAINABLE)}.",
-                           option="methods")
-    for v in cfg.ablation:
-        if v not in ABLATIONS:
-            raise DugeError(f"Unknown ablation variant {v!r}.", f"Choose from: {', '.join(DEFAULT_ABLATION)}, or none.")
-        if v not in DEFAULT_ABLATION:
-            raise DugeError(f"The ablation variant {v!r} would be DUGE itself: {' and '.join(ABLATIONS[v])} already "
-                            "weigh 0 by default.", f"Choose from: {', '.join(DEFAULT_ABLATION)}, or none.")
-    if not cfg.sequence:
-        raise DugeError("The sequence of requests is empty.", f"Pass {param('sequence')} circle,red,... or leave it out.",
-                       option="sequence")
-    if len(set(cfg.sequence)) != len(cfg.sequence):
-        raise DugeError(f"A concept appears twice in {param('sequence')}.", "List each concept once.", option="sequence")
-    if not cfg.methods and not cfg.ablation:
-        raise DugeError("Nothing to run: no methods and no ablation.", f"Pass {param('methods')} duge (at least).",
-                       option="methods")
-    for c in cfg.sequence:
-        TOY.make_request(c)              # unknown words -> a clear DugeError
-
-
-def runs_of(cfg: BenchConfig) -> list[Run]:
-    """Every chain of the bench, the longest first (so parallel workers finish together)."""
-    runs = [Run(m, m, s) for s in cfg.seeds for m in cfg.methods]
-    runs += [Run(f"duge-{v}", "duge", s, ABLATIONS[v], every_step=False) for s in cfg.seeds for v in cfg.ablation]
-    cost = {"uce": 0, "naive": 1, "ablate": 1, "l2sp": 1, "esd": 2, "duge": 3}
-    return sorted(runs, key=lambda r: (-cost.get(r.method, 1) - r.every_step, r.key))
-
-
-def eval_scenes(cfg: BenchConfig) -> list:
-    """The scenes judged at each step: all of them, or a subset balanced over every axis (quick)."""
-    from .toy import world
-
-    scenes = world.all_scenes()
-    if cfg.scene_fraction <= 1:
-        return scenes
-    subjects = world.OBJECTS + world.CHARACTERS
-    return [s for s in scenes if (subjects.index(s.subject) + world.COLORS.index(s.color)
-                                  + world.STYLES.index(s.style)) % cfg.scene_fraction == 0]
-
-
-def probe_rows(cfg: BenchConfig) -> list[int]:
-    """Scenes shown in the grids (indices into eval_scenes): one per target, then three that show no target."""
-    from .toy import world
-
-    scenes = eval_scenes(cfg)
-    reqs = [TOY.make_request(c) for c in cfg.sequence]
-    hit = lambda s, r: getattr(s, world.SLOT[r.axis]) == r.concept  # noqa: E731
-    rows = []
-    for r in reqs:
-        mine = [i for i, s in enumerate(scenes) if hit(s, r) and i not in rows]
-        clean = [i for i in mine if sum(hit(scenes[i], o) for o in reqs) == 1]
-        rows.append((clean or mine)[0])
-    free = [i for i, s in enumerate(scenes) if not any(hit(s, r) for r in reqs)]
-    return rows + [free[j * len(free) // 3] for j in range(3)] if free else rows
 
 
 # ----------------------------------------------------------------------------- the base (step 0)
@@ -175,7 +51,7 @@ def measure_base(cfg: BenchConfig, out: Path, seed: int) -> dict:
         return json.loads(path.with_suffix(".json").read_text())
     t0 = time.time()
     b = load_base(cfg.base, "cpu")
-    reqs = [TOY.make_request(c) for c in cfg.sequence]
+    reqs = chain_requests(cfg.sequence)
     s = sample_eval(b, cfg.images, seed, reqs, eval_scenes(cfg), features=True)
     m = unlearning_metrics(s.scenes, s.hits, s.synonym, [(r.axis, r.concept) for r in reqs])
     canon = ~s.synonym
@@ -208,8 +84,7 @@ def step_metrics(cfg: BenchConfig, sample, base: dict[str, np.ndarray], reqs: li
     keep = non_target_mask(scenes, np.zeros(len(scenes), bool), targets)       # same prompts and seeds as the base
     hits = {a: h[canon] for a, h in sample.hits.items()}
     base_hits = {a: base[f"hit_{a}"] for a in hits}
-    uas = [t["ua"] for t in m["targets"] if t["ua"] is not None]
-    return {"ua": m["ua"], "ua_prev": m["ua_prev"], "mean_ua": float(np.mean(uas)) if uas else None,
+    return {"ua": m["ua"], "ua_prev": m["ua_prev"], "mean_ua": m["mean_ua"],
             "ira": m["ira"], "cra": m["cra"],
             "erosion": erosion(overall_accuracy(scenes, base_hits, keep), overall_accuracy(scenes, hits, keep)),
             "fd": frechet_distance(base["features"][keep], sample.features[canon][keep]),
@@ -283,9 +158,9 @@ def run_chain(run: Run, cfg: BenchConfig, out: Path, threads: int = 0, report: R
     folder = run_folder(out, run.name, run.seed)
     folder.mkdir(parents=True, exist_ok=True)
     base = load_base_verdicts(out, run.seed)
-    reqs, adapters, results = [], [], []
+    chain, adapters, results = chain_requests(cfg.sequence), [], []
     for k, concept in enumerate(cfg.sequence, 1):
-        reqs.append(TOY.make_request(concept))
+        reqs = chain[:k]
         adapters.append(folder / f"{k:02d}-{slug(concept)}")
         result_file = folder / f"step-{k:02d}.json"
         if result_file.exists():
@@ -329,7 +204,7 @@ def prepare_dir(out: Path, cfg: BenchConfig, overwrite: bool) -> bool:
 def run_bench(cfg: BenchConfig, out: Path, workers: int = 1, report: Report | None = None) -> None:
     """Every run of the bench, spread over `workers` processes (1: in this process)."""
     report = report or (lambda msg: None)
-    for seed in cfg.seeds:
+    for seed in cfg.used_seeds():
         report({"run": "base", "step": 0, "stage": "judge", "done": 0, "total": 1})
         measure_base(cfg, out, seed)
         report({"run": "base", "step": 0, "stage": "done", "done": 1, "total": 1})

@@ -9,20 +9,25 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import BenchConfig, base_file, now, run_folder, runs_of
+from .bench import base_file, now, run_folder
+from .bench_config import BenchConfig, runs_of
 
 def collect(cfg: BenchConfig, out: Path, command: str = "") -> dict:
-    """results.json's content: per method and ablation variant, the per-step results (mean over seeds)."""
-    base = [json.loads(base_file(out, s).with_suffix(".json").read_text()) for s in cfg.seeds]
+    """results.json's content: per method and ablation variant, the per-step results (mean over its seeds; with
+    several seeds also `per_seed` and, for the last step, the spread `sd` of each figure)."""
+    base = [json.loads(base_file(out, s).with_suffix(".json").read_text()) for s in cfg.used_seeds()]
     results: dict = {"methods": {}, "ablation": {}, "base": _mean_base(base), "sequence": list(cfg.sequence),
                      "config": cfg.to_dict(), "command": command, "date": now(), "machine": machine()}
     for r in runs_of(cfg):
-        per_seed = [_steps(run_folder(out, r.name, s), len(cfg.sequence)) for s in cfg.seeds]
-        entry = {"steps": _mean_steps(per_seed), "seeds": list(cfg.seeds)}
-        if len(cfg.seeds) > 1:
+        seeds = cfg.seeds_of(r.method) if r.every_step else cfg.seeds[:1]
+        if r.seed != seeds[0]:
+            continue
+        per_seed = [_steps(run_folder(out, r.name, s), len(cfg.sequence)) for s in seeds]
+        entry = {"steps": _mean_steps(per_seed), "seeds": list(seeds)}
+        if len(seeds) > 1:
             entry["per_seed"] = per_seed
-        if r.seed == cfg.seeds[0]:
-            (results["methods"] if r.every_step else results["ablation"])[r.name] = entry
+            entry["sd"] = _spread([steps[-1] for steps in per_seed if steps])
+        (results["methods"] if r.every_step else results["ablation"])[r.name] = entry
     return results
 
 
@@ -35,17 +40,32 @@ NUMERIC = ("ua", "ua_prev", "mean_ua", "ira", "cra", "erosion", "fd", "seconds",
            "compose_max_abs_diff", "eval_seconds")
 
 
+def _mean(values: list) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
 def _mean_steps(per_seed: list[list[dict]]) -> list[dict]:
+    """Step k over the seeds: the mean of each figure and of each target's UA."""
     if len(per_seed) == 1:
         return per_seed[0]
     out = []
     for rows in zip(*per_seed):
-        row = dict(rows[0])
-        for k in NUMERIC:
-            vals = [r[k] for r in rows if r.get(k) is not None]
-            row[k] = float(np.mean(vals)) if vals else None
+        row = dict(rows[0]) | {k: _mean([r.get(k) for r in rows]) for k in NUMERIC}
+        if rows[0].get("targets"):
+            row["targets"] = [t | {"ua": _mean([r["targets"][j]["ua"] for r in rows])} for j, t in enumerate(rows[0]["targets"])]
         out.append(row)
     return out
+
+
+def _spread(finals: list[dict]) -> dict:
+    """The sample standard deviation over seeds of each figure of the last step, and of each target's UA."""
+    sd = lambda vals: float(np.std(vals, ddof=1)) if len(vals) > 1 else None  # noqa: E731
+    spread = {k: sd([f[k] for f in finals if f.get(k) is not None]) for k in NUMERIC}
+    if finals and finals[0].get("targets"):
+        spread["targets"] = {t["concept"]: sd([f["targets"][j]["ua"] for f in finals if f["targets"][j]["ua"] is not None])
+                             for j, t in enumerate(finals[0]["targets"])}
+    return spread
 
 
 def _mean_base(infos: list[dict]) -> dict:

@@ -26,7 +26,8 @@ from .toy.judge import Judge, correct, load_judge, to_tensor
 class EvalReport:
     base: str
     accuracy: dict[str, float | None]      # axis -> fraction of generations read as prompted
-    ua: float | None = None
+    mean_ua: float | None = None           # the headline: mean UA over every target of the stack
+    ua: float | None = None                # the last (current) target's UA
     ua_prev: float | None = None
     ira: float | None = None
     cra: float | None = None
@@ -96,7 +97,7 @@ def evaluate(base: Base, n: int = IMAGES_PER_PROMPT, seed: int = 0, targets: lis
     s = sample_eval(base, n, seed, targets, scenes, judge, progress)
     m = unlearning_metrics(s.scenes, s.hits, s.synonym, [(t.axis, t.concept) for t in targets])
     r4 = lambda v: None if v is None else round(v, 4)  # noqa: E731
-    return EvalReport(base=base.name, accuracy={k: r4(v) for k, v in m["accuracy"].items()}, ua=r4(m["ua"]),
+    return EvalReport(base=base.name, accuracy={k: r4(v) for k, v in m["accuracy"].items()}, mean_ua=r4(m["mean_ua"]), ua=r4(m["ua"]),
                       ua_prev=r4(m["ua_prev"]), ira=r4(m["ira"]), cra=r4(m["cra"]),
                       targets=[t | {"ua": r4(t["ua"])} for t in m["targets"]], n_images=len(s.scenes),
                       n_prompts=len(s.scenes) // n, images_per_prompt=n, seed=seed, seconds=round(time.time() - t0, 2))

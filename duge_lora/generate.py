@@ -46,6 +46,14 @@ def generate(base: Base, prompts: list[str], n: int, seed: int = 0, *, guidance_
     return images.reshape(len(prompts), n, *images.shape[1:])
 
 
+@torch.no_grad()
+def decode(base: Base, latents: torch.Tensor) -> np.ndarray:
+    """Images (N, H, W, 3) uint8 of scaled latents (N, C, h, w), through the base's VAE."""
+    vae = base.pipe.vae
+    x = vae.decode(latents.to(base.device, vae.dtype) / vae.config.scaling_factor).sample.float()
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
 def _latent_shape(base: Base) -> tuple[int, int, int]:
     unet = base.pipe.unet
     return (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)

@@ -3,6 +3,7 @@
 Inputs are plain arrays: the scene each image was prompted with, and per axis whether the judge read that
 axis as prompted. No model code here, so the metrics can be tested on hand-made verdicts.
   UA       = 1 - accuracy on the target's axis over images prompted with the target (synonyms included)
+  mean UA  = mean UA over every target of the stack (the headline: the last target alone hides the others)
   UA_prev  = mean UA of the earlier targets
   IRA      = accuracy on the targets' own axes over images whose value on that axis is not a target
   CRA      = per target, accuracy on the axes other than its own over images that show no target at all;
@@ -48,13 +49,14 @@ def unlearning_metrics(scenes: list[Scene], hits: dict[str, np.ndarray], synonym
     synonym[i] marks images prompted with a synonym: they count for UA only.
     """
     canon = ~synonym
-    result: dict = {"accuracy": per_axis_accuracy(scenes, hits, canon), "ua": None, "ua_prev": None,
+    result: dict = {"accuracy": per_axis_accuracy(scenes, hits, canon), "mean_ua": None, "ua": None, "ua_prev": None,
                     "ira": None, "cra": None, "targets": []}
     if not targets:
         return result
     uas = [unlearning_accuracy(scenes, hits, axis, c) for axis, c in targets]
     result["targets"] = [{"concept": c, "axis": a, "ua": u} for (a, c), u in zip(targets, uas)]
     result["ua"] = uas[-1]
+    result["mean_ua"] = _nanmean(uas)
     prev = [u for u in uas[:-1] if u is not None]
     result["ua_prev"] = float(np.mean(prev)) if prev else None
     target_axes = sorted({a for a, _ in targets})

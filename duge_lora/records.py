@@ -30,14 +30,17 @@ class Request:
     synonyms: tuple[str, ...] = ()
     axis: str | None = None          # the toy world's axis; None on other bases
     defaults: tuple[str, ...] = field(default=(), compare=False)   # which fields were defaulted
+    notes: tuple[str, ...] = field(default=(), compare=False)      # what was decided for the user (an anchor moved)
 
     def to_dict(self) -> dict:
-        return asdict(self) | {k: list(getattr(self, k)) for k in ("preserve", "synonyms", "defaults")}
+        d = asdict(self) | {k: list(getattr(self, k)) for k in ("preserve", "synonyms", "defaults", "notes")}
+        return d if self.notes else {k: v for k, v in d.items() if k != "notes"}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Request":
         return cls(concept=d["concept"], anchor=d.get("anchor", ""), preserve=tuple(d.get("preserve", ())),
-                   synonyms=tuple(d.get("synonyms", ())), axis=d.get("axis"), defaults=tuple(d.get("defaults", ())))
+                   synonyms=tuple(d.get("synonyms", ())), axis=d.get("axis"), defaults=tuple(d.get("defaults", ())),
+                   notes=tuple(d.get("notes", ())))
 
 
 @dataclass(frozen=True)

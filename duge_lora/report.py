@@ -28,10 +28,12 @@ METRICS = {
 ABLATION_COLUMNS = ("mean_ua", "ira", "cra", "erosion", "fd", "seconds")
 
 
-def fmt(value, percent: bool) -> str:
+def fmt(value, percent: bool, sd: float | None = None) -> str:
+    """A figure as shown in the tables (percent with one decimal), with its spread over seeds when there is one."""
     if value is None:
         return "-"
-    return f"{100 * value:.1f}" if percent else (f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}")
+    text = f"{100 * value:.1f}" if percent else (f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}")
+    return text if sd is None else f"{text} ± {fmt(sd, percent)}"
 
 
 def _step_table(results: dict, metric: str) -> list[str]:
@@ -75,8 +77,20 @@ def summary_rows(results: dict) -> list[tuple[str, dict]]:
         final = _final(entry["steps"], last)
         if final:
             total = sum(r.get("seconds") or 0 for r in entry["steps"])
-            out.append((name, final | {"total_seconds": total}))
+            out.append((name, final | {"total_seconds": total, "sd": entry.get("sd") or {}, "seeds": entry.get("seeds", [])}))
     return out
+
+
+def _target_table(results: dict) -> list[str]:
+    """Every target's UA at the end of each chain (mean ± sd over the method's seeds)."""
+    concepts = list(results["sequence"])
+    lines = [f"## Every target's UA after request {len(concepts)} (%)", "",
+             "| method | seeds | " + " | ".join(concepts) + " |", "|---|---:|" + "---:|" * len(concepts)]
+    for name, r in summary_rows(results):
+        ua = {t["concept"]: t["ua"] for t in r.get("targets", [])}
+        sd = r["sd"].get("targets", {})
+        lines.append(f"| {name} | {len(r['seeds']) or 1} | " + " | ".join(fmt(ua.get(c), True, sd.get(c)) for c in concepts) + " |")
+    return lines + [""]
 
 
 def markdown(results: dict) -> str:
@@ -90,14 +104,14 @@ def markdown(results: dict) -> str:
              "All figures in percent except FD, seconds and MB. erosion = accuracy on prompts that show no target so far, "
              "base minus step k (same prompts, same seeds).", "",
              f"## After request {len(results['sequence'])}", "",
-             "| method | mean UA | UA_prev | IRA | CRA | erosion | FD | s/request (mean) | total s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "With several seeds: the mean ± the standard deviation over seeds.", "",
+             "| method | seeds | mean UA | UA_prev | IRA | CRA | erosion | FD | s/request (mean) | total s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     n = len(results["sequence"])
     for name, r in summary_rows(results):
-        lines.append(f"| {name} | {fmt(r['mean_ua'], True)} | {fmt(r['ua_prev'], True)} | {fmt(r['ira'], True)} | "
-                     f"{fmt(r['cra'], True)} | {fmt(r['erosion'], True)} | {fmt(r['fd'], False)} | "
-                     f"{r['total_seconds'] / n:.1f} | {r['total_seconds']:.0f} |")
-    lines += ["", "## Per step", ""]
+        cells = [fmt(r[k], METRICS[k][2], r["sd"].get(k)) for k in ("mean_ua", "ua_prev", "ira", "cra", "erosion", "fd")]
+        lines.append(f"| {name} | {len(r['seeds']) or 1} | " + " | ".join(cells) + f" | {r['total_seconds'] / n:.1f} | {r['total_seconds']:.0f} |")
+    lines += [""] + _target_table(results) + ["## Per step", ""]
     for metric in METRICS:
         lines += _step_table(results, metric)
     if results["ablation"]:
@@ -152,7 +166,8 @@ def plots(results: dict, folder: Path) -> list[Path]:
 
 def grids(out: Path, results: dict, folder: Path) -> list[Path]:
     """Per method: rows = probe prompts, columns = step 0 (base) .. K (from each step's kept probe images)."""
-    from .bench import BenchConfig, eval_scenes, load_base_verdicts, probe_rows, run_folder
+    from .bench import load_base_verdicts, run_folder
+    from .bench_config import BenchConfig, eval_scenes, probe_rows
     from .generate import grid
 
     folder.mkdir(parents=True, exist_ok=True)

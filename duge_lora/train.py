@@ -108,6 +108,7 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     sets = base.world.prompt_sets(req, earlier, cfg.seed)
     data = make_data(base, sets, objective.segments, cfg.seed, cfg.max_prompts, (base_fp, [p.sha256 for p in parents]),
                      cache, progress)
+    data.anchor_as_target = base.world.anchor_check(base, req, data.anchor_prompts, data.anchor_x)
     unet.requires_grad_(False)
     torch.manual_seed(cfg.seed)                                # peft draws A from the global RNG
     attach(unet, cfg.lora, NEW)                                # B = 0: exactly theta_{k-1}

@@ -33,11 +33,14 @@ class TrainData:
     keep: torch.Tensor | None = None     # (N, D) token states of every prompt to keep (preserve + replay + generic)
     keep_near: torch.Tensor | None = None  # (M, D) token states of the preserve prompts alone (related concepts)
     uncond: torch.Tensor | None = None   # (1, L, D) the empty prompt's states
+    anchor_prompts: list[str] | None = None   # the prompt of each anchor latent
+    anchor_as_target: float | None = None     # share of anchor images the judge reads as the target (world's check)
 
     def info(self) -> dict:
         """The record's `data` entry."""
-        return {"anchor_latents": len(self.anchor_x), "target_pairs": len(self.pairs),
+        info = {"anchor_latents": len(self.anchor_x), "target_pairs": len(self.pairs),
                 "preserve_latents": len(self.preserve_e), "replay_latents": len(self.replay_e), "cached": self.cached}
+        return info if self.anchor_as_target is None else info | {"anchor_read_as_target": round(self.anchor_as_target, 4)}
 
 
 @torch.no_grad()
@@ -75,7 +78,7 @@ def make_data(base, sets: PromptSets, segments: tuple[str, ...], seed: int, max_
     keep = encode_prompts(base, keep_prompts).flatten(0, 1) if keep_prompts else None
     return TrainData(xs["anchor"], pairs, xs["preserve"], [row[p] for p in preserve], xs["replay"],
                      [row[p] for p in replay], encode_prompts(base, everything), cached, keep=keep,
-                     uncond=encode_prompts(base, [""]),
+                     uncond=encode_prompts(base, [""]), anchor_prompts=anchors,
                      keep_near=encode_prompts(base, near).flatten(0, 1) if near else None)
 
 

@@ -92,5 +92,5 @@ def verify_output(base: str, adapters: list, output: Path, fmt: str, device: tor
     if judge and live.world.has_judge and targets:
         live.pipe.unet = composed                      # the composed model, judged like any other
         r = live.world.evaluate(live, n=1, targets=targets, progress=progress)
-        result.judge = {"targets": r.targets, "ua_prev": r.ua_prev, "ira": r.ira, "cra": r.cra, "accuracy": r.accuracy}
+        result.judge = {"mean_ua": r.mean_ua, "targets": r.targets, "ua_prev": r.ua_prev, "ira": r.ira, "cra": r.cra, "accuracy": r.accuracy}
     return result

@@ -20,7 +20,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from duge_lora.bench import BenchConfig, Run, run_chain, run_folder
+from duge_lora.bench import run_chain, run_folder
+from duge_lora.bench_config import BenchConfig, Run
 from duge_lora.losses import DEFAULT_WEIGHTS
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from duge_lora.bench import ABLATIONS, BenchConfig, eval_scenes, probe_rows, runs_of
+from duge_lora.bench_config import ABLATIONS, BenchConfig, eval_scenes, probe_rows, runs_of
 from duge_lora.losses import DEFAULT_WEIGHTS
 from duge_lora_cli.main import main
 
 ARGS = ["bench", "--quick", "--sequence", "circle,red", "--methods", "duge,uce", "--ablation", "no-reg",
-        "--steps", "8", "--workers", "2"]
+        "--steps", "8", "--workers", "2", "--seeds", "0,1", "--seeded", "uce"]
 KEYS = {"step", "target", "ua", "ua_prev", "ira", "cra", "erosion", "fd", "seconds", "peak_mb"}
 
 
@@ -44,11 +44,19 @@ def test_results_json_has_every_method_and_step(bench_dir):
     abl = r["ablation"]["duge-no-reg"]["steps"]
     assert "ua" not in abl[0] and "ua" in abl[1]
     assert set(r["base"]["accuracy"]) == {"object", "color", "style", "character"}
+    # uce ran both seeds: the steps are their mean, with each seed's rows and the last step's spread beside them
+    entry, duge = r["methods"]["uce"], r["methods"]["duge"]
+    assert entry["seeds"] == [0, 1] and duge["seeds"] == [0] and "sd" not in duge
+    finals = [seed_steps[-1] for seed_steps in entry["per_seed"]]
+    assert entry["steps"][-1]["mean_ua"] == pytest.approx(np.mean([f["mean_ua"] for f in finals]))
+    assert entry["sd"]["mean_ua"] == pytest.approx(np.std([f["mean_ua"] for f in finals], ddof=1))
+    assert set(entry["sd"]["targets"]) == {"circle", "red"}
 
 
 def test_report_files(bench_dir):
     md = (bench_dir / "results.md").read_text()
-    assert "| duge |" in md and "| uce |" in md and "Ablation" in md and "erosion" in md
+    assert "| duge | 1 |" in md and "| uce | 2 |" in md and "Ablation" in md and "erosion" in md
+    assert "Every target's UA after request 2" in md and "±" in md
     for metric in ("ua", "ira", "cra", "erosion", "fd", "seconds", "overview"):
         with Image.open(bench_dir / "plots" / f"{metric}.png") as im:
             assert im.size[0] > 300
@@ -93,6 +101,7 @@ def test_bench_refuses_other_settings_in_the_same_folder(bench_dir, capsys):
     (["--ablation", "no-fun"], "Unknown ablation variant"),
     (["--ablation", "no-drift"], "would be DUGE itself"),
     (["--seeds", "one"], "not a comma-separated list of integers"),
+    (["--sequence", "solid,outlined,striped"], "Every concept that could stand in for 'striped'"),
 ])
 def test_bad_bench_options_are_one_sentence(args, words, tmp_path, capsys):
     assert main(["bench", "--quick", *args, "-o", str(tmp_path / "x")]) == 1
@@ -103,9 +112,10 @@ def test_bad_bench_options_are_one_sentence(args, words, tmp_path, capsys):
 
 def test_runs_and_quick_scenes():
     cfg = BenchConfig()
-    names = [r.name for r in runs_of(cfg)]
-    assert sorted(names) == sorted(list(cfg.methods) + [f"duge-{v}" for v in cfg.ablation])
-    assert names[0] == "duge"                           # longest chains first
+    keys = [r.key for r in runs_of(cfg)]
+    assert sorted(keys) == sorted([f"{m}/seed-{s}" for m in cfg.methods for s in (cfg.seeds if m in ("duge", "uce") else (0,))]
+                                  + [f"duge-{v}/seed-0" for v in cfg.ablation])
+    assert cfg.seeds == (0, 1, 2) and keys[0].startswith("duge/")      # longest chains first
     # the default ablation switches off every term that is on by default, one group at a time, and nothing else
     on = {t for t, w in DEFAULT_WEIGHTS.items() if w}
     assert set(cfg.ablation) == {v for v, terms in ABLATIONS.items() if on & set(terms)}

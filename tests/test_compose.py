@@ -204,7 +204,7 @@ def test_sample_with_weighted_adapters(tmp_path, capsys):
 def test_reference_adapters_fit_the_shipped_toy_model():
     from pathlib import Path
 
-    from duge_lora.bench import DEFAULT_SEQUENCE
+    from duge_lora.bench_config import DEFAULT_SEQUENCE
     from duge_lora.compose import apply_to_base
     from duge_lora.stack import stack_members
     members = stack_members(Path(__file__).parent.parent / "adapters" / "toy")

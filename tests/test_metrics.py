@@ -40,6 +40,7 @@ def test_earlier_targets_and_synonyms():
     m = unlearning_metrics(scenes, hits, synonym, [("character", "mickey"), ("object", "circle")])
     assert abs(m["ua"] - 2 / 3) < 1e-9    # ... but the synonym image still shows a circle
     assert m["ua_prev"] == 0.5
+    assert abs(m["mean_ua"] - (0.5 + 2 / 3) / 2) < 1e-9     # the headline: every target, not the last one
     assert m["targets"][0]["concept"] == "mickey"
     assert m["accuracy"]["object"] == 0.5  # canonical object images: 2 squares right, 2 circles wrong
 

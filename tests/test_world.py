@@ -65,3 +65,46 @@ def test_replay_never_shows_the_current_target():
     assert not [p for p in sets.replay + sets.keep + sets.preserve if "striped" in p.split()]
     assert any("circle" in p.split() for p in sets.replay) and any(" red " in p for p in sets.replay)
     assert all({"striped", *req.synonyms} & set(p.split()) for p in sets.target)
+
+
+def test_an_erased_anchor_is_never_the_default():
+    """Anchors are resolved against theta_{k-1}: erase oval (anchor circle), then circle: its default anchor oval
+    was erased, and oval's prompts now draw what replaced it, so the next neighbour stands in, and it says so."""
+    from duge_lora.worlds.toy import TOY
+
+    oval = TOY.make_request("oval")
+    circle = TOY.make_request("circle", earlier=[oval])
+    assert circle.anchor == "heart" and "oval" not in circle.preserve
+    assert circle.notes and "oval" in circle.notes[0] and "heart" in circle.notes[0]
+    assert TOY.make_request("circle").anchor == "oval" and not TOY.make_request("circle").notes
+    # a character's stand-ins are plain shapes, never another character
+    kitty = TOY.make_request("kitty", earlier=[TOY.make_request("circle")])
+    assert kitty.anchor == "oval"
+
+
+def test_an_erased_anchor_given_by_hand_needs_force():
+    import pytest
+
+    from duge_lora.errors import DugeError
+    from duge_lora.worlds.toy import TOY
+
+    earlier = [TOY.make_request("circle")]
+    with pytest.raises(DugeError, match="erased by an earlier request") as info:
+        TOY.make_request("oval", anchor="circle", earlier=earlier)
+    assert info.value.option == "anchor" and "`force`" in str(info.value)
+    forced = TOY.make_request("oval", anchor="circle", earlier=earlier, force=True)
+    assert forced.anchor == "circle" and "forced" in forced.notes[0]
+
+
+def test_nothing_left_to_draw_instead_is_one_sentence():
+    import pytest
+
+    from duge_lora.errors import DugeError
+    from duge_lora.worlds.toy import TOY
+
+    earlier = []
+    for c in ("solid", "outlined"):
+        earlier.append(TOY.make_request(c, earlier=earlier))
+    with pytest.raises(DugeError, match="Every concept that could stand in for 'striped'"):
+        TOY.make_request("striped", earlier=earlier)
+    assert TOY.make_request("striped", anchor="solid", earlier=earlier, force=True).anchor == "solid"

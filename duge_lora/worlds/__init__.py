@@ -35,11 +35,16 @@ class World(Protocol):
         """Default sampler settings: guidance_scale, num_inference_steps."""
 
     def make_request(self, concept: str, anchor: str | None = None, preserve: list[str] | None = None,
-                     synonyms: list[str] | None = None) -> Request:
-        """Validate a request and fill its defaults (fields left None)."""
+                     synonyms: list[str] | None = None, earlier: list[Request] = (), force: bool = False) -> Request:
+        """Validate a request and fill its defaults (fields left None), given the earlier requests of the chain:
+        the anchor is resolved against theta_{k-1} (never an erased concept unless forced)."""
 
     def prompt_sets(self, req: Request, earlier: list[Request], seed: int = 0) -> PromptSets:
         """The prompts of a request's data sets, given the earlier requests."""
+
+    def anchor_check(self, base, req: Request, prompts: list[str], latents) -> float | None:
+        """The share of theta_{k-1}'s anchor images that the world's judge reads as the target (None: no judge).
+        0 is right; a high share means the anchor draws the target and the request would erase nothing."""
 
     def check_prompts(self, prompts: list[str]) -> None:
         """Refuse prompts the base cannot read (a CLIP tokenizer would silently mangle unknown words)."""

@@ -26,13 +26,22 @@ class GenericWorld:
         return dict(SAMPLER)
 
     def make_request(self, concept: str, anchor: str | None = None, preserve: list[str] | None = None,
-                     synonyms: list[str] | None = None) -> Request:
+                     synonyms: list[str] | None = None, earlier: list[Request] = (), force: bool = False) -> Request:
+        """A request as given (default anchor: the empty prompt); an anchor that an earlier request erased is
+        refused unless forced (its prompt no longer draws it)."""
         concept = " ".join(concept.split())
         if not concept:
             raise DugeError("The concept to erase is empty.", f'Name it, for example {param("concept")} "Snoopy".',
                             option="concept")
         defaults = tuple(n for n, v in (("anchor", anchor), ("preserve", preserve), ("synonyms", synonyms)) if v is None)
-        return Request(concept, anchor or "", tuple(preserve or ()), tuple(synonyms or ()), None, defaults)
+        erased = {e.concept.lower() for e in earlier} | {s.lower() for e in earlier for s in e.synonyms}
+        notes = ()
+        if anchor and anchor.lower() in erased:
+            if not force:
+                raise DugeError(f"The anchor {anchor!r} was erased by an earlier request, so the model no longer draws it.",
+                                f"Choose another {param('anchor')}, or pass {param('force')} to use it anyway.", option="anchor")
+            notes = (f"the anchor {anchor!r} was erased earlier; used anyway (forced)",)
+        return Request(concept, anchor or "", tuple(preserve or ()), tuple(synonyms or ()), None, defaults, notes)
 
     def prompt_sets(self, req: Request, earlier: list[Request], seed: int = 0) -> PromptSets:
         """The concept (and synonyms) in each template, anchored to the same template."""
@@ -44,6 +53,9 @@ class GenericWorld:
         preserve = [t.format(p) for p in req.preserve for t in TEMPLATES]
         replay = list(REPLAY) + [t.format(e.concept) for e in earlier for t in TEMPLATES[:3]]
         return PromptSets(target, anchor, preserve, replay)
+
+    def anchor_check(self, base, req: Request, prompts: list[str], latents) -> float | None:
+        return None                                    # no judge on a generic base (yet)
 
     def check_prompts(self, prompts: list[str]) -> None:
         """Any words: a real base's tokenizer reads them."""

@@ -45,6 +45,51 @@ def _check_words(phrases: list[str]) -> None:
                         "Run `duge-lora toy vocab` to list the words it knows.")
 
 
+def anchor_candidates(word: str) -> list[str]:
+    """Anchors for erasing `word`, best first: its default anchor and its own neighbours, then breadth-first through
+    the neighbour graph, then every other concept; all of the default anchor's axis (a character's anchors are
+    plain shapes)."""
+    start = TOY_ANCHORS[word]
+    axis = world.axis_of(start)
+    order, queue = [], [start, *world.NEIGHBOURS[word]]
+    while queue:
+        c = queue.pop(0)
+        if c not in order and c != word and world.axis_of(c) == axis:
+            order.append(c)
+            queue += list(world.NEIGHBOURS.get(c, ()))
+    same = {"object": world.OBJECTS, "character": world.CHARACTERS, "color": world.COLORS, "style": world.STYLES}[axis]
+    return order + [c for c in same if c not in order and c != word]
+
+
+def resolve_anchor(word: str, anchor: str | None, erased: set[str], force: bool = False) -> tuple[str, tuple[str, ...]]:
+    """The anchor of a request against theta_{k-1} (method.md, "Anchors along a chain"): an erased concept no longer
+    draws itself (its prompt draws its own anchor, possibly the target), so the default skips erased concepts and
+    says so; an explicit erased anchor is refused unless forced. Returns (anchor, notes)."""
+    if anchor is not None:
+        if world.canonical(anchor) in erased and not force:
+            raise DugeError(f"The anchor {anchor!r} was erased by an earlier request, so the model no longer draws it "
+                            f"(its prompt draws what replaced it, possibly {word!r} itself).",
+                            f"Choose another {param('anchor')}, leave it out for the nearest one that is not erased, "
+                            f"or pass {param('force')} to use it anyway.", option="anchor")
+        note = (f"the anchor {anchor!r} was erased earlier; used anyway (forced)",) if world.canonical(anchor) in erased else ()
+        return anchor, note
+    free = [c for c in anchor_candidates(word) if c not in erased]
+    if not free:
+        raise DugeError(f"Every concept that could stand in for {word!r} has been erased by earlier requests.",
+                        f"Name what to draw instead with {param('anchor')}.", option="anchor")
+    default = TOY_ANCHORS[word]
+    if free[0] == default:
+        return default, ()
+    return free[0], (f"the default anchor {default!r} was erased by an earlier request; drawing {free[0]!r} instead",)
+
+
+def _scene_of(prompt: str, axis: str, concept: str) -> world.Scene:
+    """The scene of a canonical prompt ("a red striped oval"), with the word of `axis` replaced by `concept`."""
+    _, color, style, subject = prompt.split()
+    fields = {"subject": subject, "color": color, "style": style} | {world.SLOT[axis]: concept}
+    return world.Scene(**fields)
+
+
 class ToyWorld:
     """The World of the embedded toy model: shapes, colours, styles and three named characters."""
     name = "toy"
@@ -59,8 +104,9 @@ class ToyWorld:
         return dict(report.get("sampler", {"guidance_scale": B.guidance_scale, "num_inference_steps": B.num_inference_steps}))
 
     def make_request(self, concept: str, anchor: str | None = None, preserve: list[str] | None = None,
-                     synonyms: list[str] | None = None) -> Request:
-        """Validate a request and fill its defaults from the world's neighbours ("Mickey Mouse" -> mickey)."""
+                     synonyms: list[str] | None = None, earlier: list[Request] = (), force: bool = False) -> Request:
+        """Validate a request and fill its defaults from the world's neighbours ("Mickey Mouse" -> mickey), with
+        the anchor resolved against theta_{k-1}: never a concept an earlier request erased (resolve_anchor)."""
         concept = " ".join(concept.split())
         if not concept:
             raise DugeError("The concept to erase is empty.", f'Name it, for example {param("concept")} "circle".', option="concept")
@@ -71,10 +117,12 @@ class ToyWorld:
         if word not in world.NEIGHBOURS:
             raise DugeError(f"{concept!r} is a word of the toy world but not a concept it can erase.",
                             "Erase an object, character, colour or style (see `duge-lora toy vocab`).")
-        anchor = TOY_ANCHORS[word] if anchor is None else anchor
-        preserve = [p for p in world.NEIGHBOURS[word] if p != anchor] + [anchor] if preserve is None else preserve
+        erased = {e.concept for e in earlier}
+        anchor, notes = resolve_anchor(word, anchor, erased, force)
+        if preserve is None:
+            preserve = [p for p in world.NEIGHBOURS[word] if p not in (anchor, *erased)] + [anchor]
         synonyms = list(world.SYNONYMS.get(word, ())) if synonyms is None else synonyms
-        return Request(word, anchor, tuple(dict.fromkeys(preserve)), tuple(synonyms), world.axis_of(word), defaults)
+        return Request(word, anchor, tuple(dict.fromkeys(preserve)), tuple(synonyms), world.axis_of(word), defaults, notes)
 
     def prompt_sets(self, req: Request, earlier: list[Request], seed: int = 0) -> PromptSets:
         """Every scene of the target, spelled with each synonym, paired with its anchor; preserve, replay, keep."""
@@ -91,6 +139,17 @@ class ToyWorld:
             replay += [s.prompt() for s in _scenes_with(e.axis, e.concept) if getattr(s, world.SLOT[req.axis]) != req.concept]
         keep = [s.prompt() for s in world.all_scenes() if getattr(s, world.SLOT[req.axis]) != req.concept]
         return PromptSets(target, anchor, sorted(set(preserve)), replay, keep)
+
+    def anchor_check(self, base, req: Request, prompts: list[str], latents, n: int = 16) -> float | None:
+        """The toy judge on (up to n of) the anchor images theta_{k-1} drew: the share it reads as the target."""
+        from ..evaluate import default_judge
+        from ..generate import decode
+        from ..toy.judge import correct
+
+        if not prompts or not len(latents):
+            return None
+        scenes = [_scene_of(p, req.axis, req.concept) for p in prompts[:n]]
+        return float(correct(default_judge(), decode(base, latents[:n]), scenes)[req.axis].mean())
 
     def check_prompts(self, prompts: list[str]) -> None:
         """Refuse prompts with words outside the toy vocabulary."""

@@ -1,0 +1,157 @@
+"""What a bench measures: the sequences, methods, seeds and ablation variants, and the runs they make.
+
+shared/design/toyworld.md, "The continual benchmark". A run is one chain of requests (a method, or a DUGE variant
+of the ablation, with one seed); its requests are the sequence's, each anchor resolved against the requests
+before it (chain_requests). bench.py runs them.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .errors import DugeError, param
+from .losses import DEFAULT_WEIGHTS
+from .worlds.toy import TOY
+
+DEFAULT_SEQUENCE = ("circle", "red", "mickey", "star", "striped", "kitty", "triangle", "blue", "heart", "yellow")
+# the second default: every request depends on an earlier one. Near neighbours are erased after each other
+# (oval/circle, orange/red/yellow, kitty/robo, cross/star); circle, red, yellow, kitty and star find their default
+# anchor erased (oval, orange, orange, circle, cross), and circle, yellow and star erase an earlier target's anchor.
+DEPENDENT_SEQUENCE = ("oval", "circle", "orange", "red", "yellow", "kitty", "robo", "cross", "star", "outlined")
+SEQUENCES = {"default": DEFAULT_SEQUENCE, "dependent": DEPENDENT_SEQUENCE}
+METHODS = ("duge", "naive", "esd", "ablate", "uce", "l2sp")
+REG_TERMS = ("drift", "overlap", "replay", "keep")
+# the ablation: DUGE without each of its three losses, and without each sub-term of L_reg (their weights set to 0)
+ABLATIONS: dict[str, tuple[str, ...]] = {"no-ca": ("ca_attn", "ca_eps"), "no-pp": ("pp", "pp_kv"), "no-reg": REG_TERMS,
+                                         **{f"no-{t}": (t,) for t in REG_TERMS}}
+
+
+def effective_ablations(weights: dict = DEFAULT_WEIGHTS) -> tuple[str, ...]:
+    """The variants that switch off at least one term DUGE uses by default. A variant that zeroes only terms
+    whose default weight is already 0 (drift and overlap, since the 2026-11-29 bench) would be DUGE itself."""
+    return tuple(v for v, terms in ABLATIONS.items() if any(weights.get(t, 0) for t in terms))
+
+
+DEFAULT_ABLATION = effective_ablations()
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What a bench measures. The defaults are the full benchmark; quick() the smoke-test variant."""
+    methods: tuple[str, ...] = METHODS
+    sequence: tuple[str, ...] = DEFAULT_SEQUENCE
+    seeds: tuple[int, ...] = (0, 1, 2)
+    seeded: tuple[str, ...] = ("duge", "uce")      # methods run with every seed; the others (and the ablation) the first
+    ablation: tuple[str, ...] = DEFAULT_ABLATION   # DUGE variants, judged after the last request only
+    steps: int = 100                                # training steps per request (train's default)
+    max_prompts: int = 64                           # prompts per data set (anchor / preserve / replay)
+    images: int = 1                                 # evaluation images per prompt
+    scene_fraction: int = 1                         # judge 1/scene_fraction of the world's scenes
+    base: str = "toy"
+
+    @classmethod
+    def quick(cls, **overrides) -> "BenchConfig":
+        """Fewer requests, steps, data and scenes: minutes instead of an hour (a smoke test, not a result)."""
+        return cls(**({"sequence": DEFAULT_SEQUENCE[:3], "steps": 40, "max_prompts": 16, "scene_fraction": 3,
+                       "ablation": ("no-reg",), "seeds": (0,)} | overrides))
+
+    def seeds_of(self, method: str) -> tuple[int, ...]:
+        """The seeds a method's chain runs with (an ablation variant: the first)."""
+        return self.seeds if method in self.seeded else self.seeds[:1]
+
+    def used_seeds(self) -> tuple[int, ...]:
+        """Every seed some run uses (the base is measured once for each)."""
+        return self.seeds if set(self.methods) & set(self.seeded) else self.seeds[:1]
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BenchConfig":
+        """The inverse of to_dict (JSON lists back to tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+@dataclass(frozen=True)
+class Run:
+    """One chain of requests: a method (or an ablation variant of DUGE) with one seed."""
+    name: str
+    method: str
+    seed: int
+    zeroed: tuple[str, ...] = ()      # DUGE loss terms switched off (the ablation)
+    every_step: bool = True           # judge after every request, or only after the last
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/seed-{self.seed}"
+
+    def weights(self) -> dict | None:
+        return {**DEFAULT_WEIGHTS, **{t: 0.0 for t in self.zeroed}} if self.zeroed else None
+
+
+def check_config(cfg: BenchConfig) -> None:
+    """Refuse unknown methods, variants or concepts up front, in one sentence each."""
+    from .train import METHODS as TRAINABLE
+
+    for m in cfg.methods:
+        if m not in TRAINABLE:
+            raise DugeError(f"Unknown method {m!r} in {param('methods')}.", f"Choose from: {', '.join(TRAINABLE)}.",
+                           option="methods")
+    for v in cfg.ablation:
+        if v not in ABLATIONS:
+            raise DugeError(f"Unknown ablation variant {v!r}.", f"Choose from: {', '.join(DEFAULT_ABLATION)}, or none.")
+        if v not in DEFAULT_ABLATION:
+            raise DugeError(f"The ablation variant {v!r} would be DUGE itself: {' and '.join(ABLATIONS[v])} already "
+                            "weigh 0 by default.", f"Choose from: {', '.join(DEFAULT_ABLATION)}, or none.")
+    if not cfg.sequence:
+        raise DugeError("The sequence of requests is empty.", f"Pass {param('sequence')} circle,red,... or leave it out.",
+                       option="sequence")
+    if len(set(cfg.sequence)) != len(cfg.sequence):
+        raise DugeError(f"A concept appears twice in {param('sequence')}.", "List each concept once.", option="sequence")
+    if not cfg.methods and not cfg.ablation:
+        raise DugeError("Nothing to run: no methods and no ablation.", f"Pass {param('methods')} duge (at least).",
+                       option="methods")
+    chain_requests(cfg.sequence)         # unknown words, nothing left to draw instead -> a clear DugeError
+
+
+def chain_requests(sequence: tuple[str, ...]) -> list:
+    """The requests of a sequence with their defaults, each anchor resolved against the requests before it."""
+    reqs: list = []
+    for c in sequence:
+        reqs.append(TOY.make_request(c, earlier=reqs))
+    return reqs
+
+
+def runs_of(cfg: BenchConfig) -> list[Run]:
+    """Every chain of the bench, the longest first (so parallel workers finish together)."""
+    runs = [Run(m, m, s) for m in cfg.methods for s in cfg.seeds_of(m)]
+    runs += [Run(f"duge-{v}", "duge", cfg.seeds[0], ABLATIONS[v], every_step=False) for v in cfg.ablation]
+    cost = {"uce": 0, "naive": 1, "ablate": 1, "l2sp": 1, "esd": 2, "duge": 3}
+    return sorted(runs, key=lambda r: (-cost.get(r.method, 1) - r.every_step, r.key))
+
+
+def eval_scenes(cfg: BenchConfig) -> list:
+    """The scenes judged at each step: all of them, or a subset balanced over every axis (quick)."""
+    from .toy import world
+
+    scenes = world.all_scenes()
+    if cfg.scene_fraction <= 1:
+        return scenes
+    subjects = world.OBJECTS + world.CHARACTERS
+    return [s for s in scenes if (subjects.index(s.subject) + world.COLORS.index(s.color)
+                                  + world.STYLES.index(s.style)) % cfg.scene_fraction == 0]
+
+
+def probe_rows(cfg: BenchConfig) -> list[int]:
+    """Scenes shown in the grids (indices into eval_scenes): one per target, then three that show no target."""
+    from .toy import world
+
+    scenes = eval_scenes(cfg)
+    reqs = chain_requests(cfg.sequence)
+    hit = lambda s, r: getattr(s, world.SLOT[r.axis]) == r.concept  # noqa: E731
+    rows = []
+    for r in reqs:
+        mine = [i for i, s in enumerate(scenes) if hit(s, r) and i not in rows]
+        clean = [i for i in mine if sum(hit(scenes[i], o) for o in reqs) == 1]
+        rows.append((clean or mine)[0])
+    free = [i for i, s in enumerate(scenes) if not any(hit(s, r) for r in reqs)]
+    return rows + [free[j * len(free) // 3] for j in range(3)] if free else rows
