@@ -10,6 +10,7 @@ from duge_lora.adapter import LoraSpec
 from duge_lora.checkpoint import has_checkpoint, partial_dir
 from duge_lora.errors import DugeError
 from duge_lora.io import check_output
+from duge_lora.losses import DEFAULT_WEIGHTS
 from duge_lora.models import load_base
 from duge_lora.records import requests_of, resolve_adapters
 from duge_lora.stack import plan_request
@@ -63,7 +64,7 @@ def train(
     steps: Annotated[int, typer.Option("--steps", min=1)] = T.steps,
     lr: Annotated[float, typer.Option("--lr")] = T.lr,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Rows per data set (anchor, preserve, replay) per step.")] = T.batch,
-    weight: Annotated[Optional[list[str]], typer.Option("--weight", help="Loss weight, NAME=VALUE (ca_attn, ca_eps, pp, pp_kv, drift, overlap, replay, keep; drift and overlap are 0 by default).")] = None,
+    weight: Annotated[Optional[list[str]], typer.Option("--weight", help=f"Loss weight, NAME=VALUE ({', '.join(DEFAULT_WEIGHTS)}; {' and '.join(k for k, v in DEFAULT_WEIGHTS.items() if not v)} are 0 by default).")] = None,
     seed: SeedOpt = T.seed,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Adapter folder to write (default: erase-<concept>, or inside --stack).")] = None,
     mixed_precision: Annotated[str, typer.Option("--mixed-precision", help="no, bf16 or fp16 (fp16 needs a GPU).")] = T.mixed_precision,

@@ -19,7 +19,7 @@ DEFAULT_SEQUENCE = ("circle", "red", "mickey", "star", "striped", "kitty", "tria
 DEPENDENT_SEQUENCE = ("oval", "circle", "orange", "red", "yellow", "kitty", "robo", "cross", "star", "outlined")
 SEQUENCES = {"default": DEFAULT_SEQUENCE, "dependent": DEPENDENT_SEQUENCE}
 METHODS = ("duge", "naive", "esd", "ablate", "uce", "l2sp")
-REG_TERMS = ("drift", "overlap", "replay", "keep")
+REG_TERMS = ("drift", "overlap", "replay", "keep", "protect")
 # the ablation: DUGE without each of its three losses, and without each sub-term of L_reg (their weights set to 0)
 ABLATIONS: dict[str, tuple[str, ...]] = {"no-ca": ("ca_attn", "ca_eps"), "no-pp": ("pp", "pp_kv"), "no-reg": REG_TERMS,
                                          **{f"no-{t}": (t,) for t in REG_TERMS}}

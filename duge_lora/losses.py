@@ -8,6 +8,7 @@ DUGE (Thakral et al., arXiv 2503.13769) in our adapter form, shared/design/metho
   L_reg = w_drift ||Delta W_k||_F^2 + w_overlap sum_i ||A_k A_i^T||_F^2 / (||A_k||^2 ||A_i||^2)
           + w_replay ||eps_theta_k(x_t, c_g) - sg eps_theta_{k-1}(x_t, c_g)||^2
           + w_keep sum_m ||Delta W_k E_keep^T||^2 / ||W E_keep^T||^2      (our addition, see kv_preservation)
+          + w_protect, the same on the earlier targets' prompts with their synonyms (ours: keeps them erased)
 Terms over samples are returned per sample, (B,); the caller reduces them (reduce_terms). A term is one entry of
 TERMS (its function and DUGE's default weight); a baseline is one entry of OBJECTIVES.
 """
@@ -101,6 +102,7 @@ class StepOutputs:
     prev_a: list[list[Tensor]] = field(default_factory=list)            # earlier adapters' A, per module
     keep: KeepStates | None = None   # every prompt to keep (preserve + replay + the world's other prompts)
     keep_near: KeepStates | None = None   # the preserve prompts alone (related concepts, anchor excluded)
+    protect: KeepStates | None = None     # the earlier targets' prompts, synonyms too (kept as theta_{k-1} erased them)
 
 
 def _pp(o: StepOutputs, w: dict) -> Tensor:
@@ -139,6 +141,7 @@ TERMS: dict[str, Term] = {
     "overlap": Term(lambda o, w: overlap([a for a, _ in o.factors], o.prev_a) if any(o.prev_a) else None, 0.0),
     "replay": Term(lambda o, w: mse_per_sample(o.pred.seg(o.pred.eps, "replay"), o.pred.seg(o.pred.eps_ref, "replay")), 1.0),
     "keep": Term(lambda o, w: _kv(o.keep, o), 1.0),
+    "protect": Term(lambda o, w: _kv(o.protect, o), 1.0),
     "esd": Term(_esd, 0.0),
 }
 DEFAULT_WEIGHTS = {name: t.weight for name, t in TERMS.items() if name != "esd"}

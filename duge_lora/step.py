@@ -33,6 +33,7 @@ class Step:
     prev_a: list[list[torch.Tensor]]     # per adapted module (sorted by name): the earlier adapters' A
     keep: KeepStates | None = None
     keep_near: KeepStates | None = None
+    protect: KeepStates | None = None
 
     @property
     def device(self) -> torch.device:
@@ -91,6 +92,6 @@ def training_step(s: Step, gen: torch.Generator) -> tuple[torch.Tensor, dict[str
     fac = factors(s.unet, NEW)
     out = StepOutputs(Predictions(eps, eps_ref, noise, seg, extra.get("uncond"), extra.get("target")),
                       attn=attn, attn_ref=attn_ref, factors=[fac[n] for n in sorted(fac)], scaling=s.scaling,
-                      prev_a=s.prev_a, keep=s.keep, keep_near=s.keep_near)
+                      prev_a=s.prev_a, keep=s.keep, keep_near=s.keep_near, protect=s.protect)
     terms = reduce_terms(terms_of(out, s.weights))
     return total(terms, s.weights), {k: float(v.detach()) for k, v in terms.items()}

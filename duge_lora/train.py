@@ -38,6 +38,7 @@ from .trainset import make_data
 CLOSED_FORM = ("uce",)  # methods that compute the adapter without training
 METHODS = (*OBJECTIVES, *CLOSED_FORM)
 MIXED_PRECISION = ("no", "bf16", "fp16")
+INITS = ("zero", "uce")  # adapter k starts at B = 0 (exactly theta_{k-1}), or at the closed-form UCE edit (uce.py)
 Progress = Callable[[str, int, int, dict], None]
 
 
@@ -55,10 +56,14 @@ class TrainConfig:
     mixed_precision: str = "no"          # no | bf16 | fp16
     gradient_checkpointing: bool = False
     max_prompts: int = 64                # per data set
+    init: str = "zero"                   # zero | uce: where adapter k starts (INITS)
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise DugeError(f"Unknown method {self.method!r}.", f"Choose one of: {', '.join(METHODS)}.", option="method")
+        if self.init not in INITS:
+            raise DugeError(f"{param('init')} {self.init!r} is not one of {', '.join(INITS)}.", "Pick one of those.",
+                            option="init")
         if self.mixed_precision not in MIXED_PRECISION:
             raise DugeError(f"{param('mixed_precision')} {self.mixed_precision!r} is not one of {', '.join(MIXED_PRECISION)}.",
                             "Pick one of those.", option="mixed_precision")
@@ -109,9 +114,12 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     data = make_data(base, sets, objective.segments, cfg.seed, cfg.max_prompts, (base_fp, [p.sha256 for p in parents]),
                      cache, progress)
     data.anchor_as_target = base.world.anchor_check(base, req, data.anchor_prompts, data.anchor_x)
+    start = _closed_form_start(base, req, earlier, cfg) if cfg.init == "uce" else None
     unet.requires_grad_(False)
     torch.manual_seed(cfg.seed)                                # peft draws A from the global RNG
     attach(unet, cfg.lora, NEW)                                # B = 0: exactly theta_{k-1}
+    if start is not None:
+        _set_factors(unet, NEW, start)
     params = [p for n, p in unet.named_parameters() if f".{NEW}." in n]
     for p in params:
         p.requires_grad_(True)
@@ -122,9 +130,27 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     earlier_a = {n: [p.weights[n][0].float() for p in parents] for n in names}
     step = Step(unet, AttentionCapture(unet), data, DDPMScheduler.from_config(base.pipe.scheduler.config), objective,
                 cfg.loss_weights(), cfg.batch, cfg.lora.scaling, lambda: _autocast(cfg.mixed_precision, base.device),
-                [earlier_a[n] for n in names], keep_states(unet, names, data.keep), keep_states(unet, names, data.keep_near))
+                [earlier_a[n] for n in names], keep_states(unet, names, data.keep), keep_states(unet, names, data.keep_near),
+                keep_states(unet, names, data.protect))
     return Session(step, params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0),
                    torch.Generator().manual_seed(cfg.seed), base_fp)
+
+
+def _closed_form_start(base: Base, req: Request, earlier: list[Request], cfg: TrainConfig) -> dict:
+    """UCE's closed-form edit of theta_{k-1} as factors of adapter k's shape (uce.uce_factors): a starting point
+    that already maps the target's keys/values onto the anchor's, which the DUGE losses then refine."""
+    from .uce import uce_factors
+
+    return uce_factors(base, req, earlier, cfg.lora, cfg.seed, cfg.loss_weights().get("uce_lambda", 1.0))[0]
+
+
+@torch.no_grad()
+def _set_factors(unet, name: str, start: dict) -> None:
+    """Copy factors (module -> (A, B)) into the live adapter `name`."""
+    live = factors(unet, name)
+    for module, (a, b) in start.items():
+        live[module][0].copy_(a)
+        live[module][1].copy_(b)
 
 
 def _non_finite(value: float, step: int, good: int, ckpt: Path) -> TrainingStopped:

@@ -32,6 +32,7 @@ class TrainData:
     cached: dict[str, bool]
     keep: torch.Tensor | None = None     # (N, D) token states of every prompt to keep (preserve + replay + generic)
     keep_near: torch.Tensor | None = None  # (M, D) token states of the preserve prompts alone (related concepts)
+    protect: torch.Tensor | None = None  # (K, D) token states of the earlier targets' prompts (synonyms too)
     uncond: torch.Tensor | None = None   # (1, L, D) the empty prompt's states
     anchor_prompts: list[str] | None = None   # the prompt of each anchor latent
     anchor_as_target: float | None = None     # share of anchor images the judge reads as the target (world's check)
@@ -79,6 +80,7 @@ def make_data(base, sets: PromptSets, segments: tuple[str, ...], seed: int, max_
     return TrainData(xs["anchor"], pairs, xs["preserve"], [row[p] for p in preserve], xs["replay"],
                      [row[p] for p in replay], encode_prompts(base, everything), cached, keep=keep,
                      uncond=encode_prompts(base, [""]), anchor_prompts=anchors,
+                     protect=encode_prompts(base, sets.protect).flatten(0, 1) if sets.protect else None,
                      keep_near=encode_prompts(base, near).flatten(0, 1) if near else None)
 
 

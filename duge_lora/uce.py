@@ -24,32 +24,42 @@ def uce_delta(w: torch.Tensor, c: torch.Tensor, a: torch.Tensor, p: torch.Tensor
 
 
 @torch.no_grad()
+def uce_factors(base, req, earlier: list, lora, seed: int = 0, lam: float = 1.0) -> tuple[dict, dict]:
+    """The UCE edit of every adapted map of the base's UNet as it is now (theta_{k-1}), as LoRA factors of the
+    `lora` shape: (module -> (A, B), info). Used by the UCE baseline and as DUGE's optional starting point."""
+    from .adapter import target_names
+    from .merge import low_rank, relative_error
+    from .trainset import encode_prompts
+
+    unet = base.pipe.unet
+    sets = base.world.prompt_sets(req, earlier, seed)
+    c = encode_prompts(base, sets.target).flatten(0, 1)            # (N, d) target token states
+    a = encode_prompts(base, sets.anchor).flatten(0, 1)            # (N, d) paired anchor token states
+    p = encode_prompts(base, sorted(set(sets.preserve) | set(sets.replay) | set(sets.keep))).flatten(0, 1)
+    modules, weights, err = dict(unet.named_modules()), {}, []
+    for name in target_names(unet, lora):
+        layer = getattr(modules[name], "base_layer", modules[name])
+        w = layer.weight.float()
+        a_k, b_k, dropped, total = low_rank(uce_delta(w, c.to(w.device), a.to(w.device), p.to(w.device), lam),
+                                            lora.rank, lora.scaling)
+        weights[name] = (a_k, b_k)
+        err.append(relative_error(dropped, total))
+    return weights, {"target_tokens": len(c), "keep_tokens": len(p), "svd_relative_error_max": round(max(err), 6)}
+
+
+@torch.no_grad()
 def train_uce(base, req, parents: list, cfg, output):
     """The UCE baseline as a training method: the edit of every adapted map of theta_{k-1} in closed form, written
     as a LoRA of cfg.lora's shape (train.train_adapter dispatches here; no steps, no data generation)."""
     import time
 
-    from .adapter import target_names
     from .memory import peak_memory_mb
-    from .merge import low_rank, relative_error
     from .train import make_record, previous_model, save
-    from .trainset import encode_prompts
 
-    t0, unet = time.time(), base.pipe.unet
+    t0 = time.time()
     base_fp, earlier = previous_model(base, parents, cfg.lora)
-    sets = base.world.prompt_sets(req, earlier, cfg.seed)
-    c = encode_prompts(base, sets.target).flatten(0, 1)            # (N, d) target token states
-    a = encode_prompts(base, sets.anchor).flatten(0, 1)            # (N, d) paired anchor token states
-    p = encode_prompts(base, sorted(set(sets.preserve) | set(sets.replay) | set(sets.keep))).flatten(0, 1)
     lam = cfg.loss_weights().get("uce_lambda", 1.0)
-    modules, weights, err = dict(unet.named_modules()), {}, []
-    for name in target_names(unet, cfg.lora):
-        w = modules[name].weight.float()
-        a_k, b_k, dropped, total = low_rank(uce_delta(w, c.to(w.device), a.to(w.device), p.to(w.device), lam),
-                                            cfg.lora.rank, cfg.lora.scaling)
-        weights[name] = (a_k, b_k)
-        err.append(relative_error(dropped, total))
-    info = {"target_tokens": len(c), "keep_tokens": len(p), "svd_relative_error_max": round(max(err), 6)}
+    weights, info = uce_factors(base, req, earlier, cfg.lora, cfg.seed, lam)
     record = make_record(base, req, parents, cfg, base_fp, [], time.time() - t0, info)
     record.loss_weights = {"uce_lambda": lam}
     record.peak_mb = peak_memory_mb(base.device)

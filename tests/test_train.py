@@ -1,5 +1,6 @@
 """Training one adapter: exact start, plain-diffusers round trip, cache, resume, loss terms, errors."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -155,6 +156,9 @@ def test_two_step_train_from_the_command_line(tmp_path, capsys, monkeypatch):
     (["--concept", "circle", "--targets", "k,x"], "Unknown --targets"),
     (["--concept", "circle", "--weight", "drift=lots"], "NAME=NUMBER"),
     (["--concept", "circle", "--after", "nowhere"], "No adapter"),
+    # the shipped circle adapter erased circle: as an anchor it no longer draws itself
+    (["--concept", "oval", "--anchor", "circle", "--after", str(Path(__file__).parent.parent / "adapters" / "toy" / "circle")],
+     "was erased by an earlier request"),
 ])
 def test_train_bad_input(tmp_path, capsys, args, message):
     code = main(["train", *args, "--steps", "1", "-o", str(tmp_path / "out")])
@@ -232,3 +236,19 @@ def test_uce_closed_form_baseline(tmp_path):
     fresh = load_base("toy", device="cpu")
     apply_to_base(fresh, [str(tmp_path / "uce")])
     assert (probe(fresh.pipe.unet) - before).abs().max() > 1e-4
+
+
+def test_closed_form_start(tmp_path, cache):
+    """--init uce: adapter k starts at UCE's closed-form edit of theta_{k-1} (the DUGE losses then refine it)."""
+    from duge_lora.adapter import factors
+    from duge_lora.uce import uce_factors
+
+    cfg = TrainConfig(init="uce", **FAST)
+    s = prepare(load_base("toy", device="cpu"), TOY.make_request("star"), [], cfg, cache)
+    expected, _ = uce_factors(load_base("toy", device="cpu"), TOY.make_request("star"), [], cfg.lora, cfg.seed)
+    live = factors(s.step.unet, NEW)
+    assert set(live) == set(expected)
+    for module, (a, b) in expected.items():
+        assert torch.equal(live[module][0].detach(), a) and torch.equal(live[module][1].detach(), b)
+    with pytest.raises(Exception, match="init"):
+        TrainConfig(init="warm")

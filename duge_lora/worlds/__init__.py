@@ -24,6 +24,7 @@ class PromptSets:
     preserve: list[str]
     replay: list[str]
     keep: list[str] = field(default_factory=list)     # every other prompt whose keys/values must not move
+    protect: list[str] = field(default_factory=list)  # earlier targets' prompts, synonyms too: kept as erased
 
 
 class World(Protocol):

@@ -119,8 +119,8 @@ class ToyWorld:
                             "Erase an object, character, colour or style (see `duge-lora toy vocab`).")
         erased = {e.concept for e in earlier}
         anchor, notes = resolve_anchor(word, anchor, erased, force)
-        if preserve is None:
-            preserve = [p for p in world.NEIGHBOURS[word] if p not in (anchor, *erased)] + [anchor]
+        if preserve is None:         # erased neighbours stay: preserving theta_{k-1} there keeps them erased
+            preserve = [p for p in world.NEIGHBOURS[word] if p != anchor] + [anchor]
         synonyms = list(world.SYNONYMS.get(word, ())) if synonyms is None else synonyms
         return Request(word, anchor, tuple(dict.fromkeys(preserve)), tuple(synonyms), world.axis_of(word), defaults, notes)
 
@@ -138,7 +138,9 @@ class ToyWorld:
         for e in earlier:     # the earlier targets stay erased; their scenes that show this target are not replayed
             replay += [s.prompt() for s in _scenes_with(e.axis, e.concept) if getattr(s, world.SLOT[req.axis]) != req.concept]
         keep = [s.prompt() for s in world.all_scenes() if getattr(s, world.SLOT[req.axis]) != req.concept]
-        return PromptSets(target, anchor, sorted(set(preserve)), replay, keep)
+        protect = [s.prompt_with(e.axis, w) for e in earlier for s in _scenes_with(e.axis, e.concept)
+                   if getattr(s, world.SLOT[req.axis]) != req.concept for w in (e.concept, *e.synonyms)]
+        return PromptSets(target, anchor, sorted(set(preserve)), replay, keep, sorted(set(protect)))
 
     def anchor_check(self, base, req: Request, prompts: list[str], latents, n: int = 16) -> float | None:
         """The toy judge on (up to n of) the anchor images theta_{k-1} drew: the share it reads as the target."""
