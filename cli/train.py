@@ -71,6 +71,7 @@ def train(
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing", help="Trade compute for memory on big UNets.")] = T.gradient_checkpointing,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints (0: none).")] = T.checkpoint_every,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint.")] = False,
+    init: Annotated[Optional[str], typer.Option("--init", help="Where the adapter starts: zero (exactly the model before this request) or uce (the closed-form UCE edit, then trained; DUGE's default).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Use an --anchor that an earlier adapter erased (its prompt no longer draws it).")] = False,
     overwrite: OverwriteOpt = False,
     json_: JsonOpt = False,
@@ -82,7 +83,7 @@ def train(
     cfg = TrainConfig(method=method, steps=steps, lr=lr, batch=batch, seed=seed,
                       lora=LoraSpec(rank=rank, alpha=alpha, targets=tuple(t.strip() for t in targets.split(",") if t.strip())),
                       weights=parse_weights(weight or []) or None, checkpoint_every=checkpoint_every,
-                      mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing)
+                      mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing, init=init)
     parents = resolve_adapters(plan.parents)
     b = load_base(base, device)
     req = b.world.make_request(concept, anchor, preserve, synonym, earlier=requests_of(parents), force=force)

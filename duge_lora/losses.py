@@ -150,17 +150,19 @@ DEFAULT_WEIGHTS = {name: t.weight for name, t in TERMS.items() if name != "esd"}
 @dataclass(frozen=True)
 class Objective:
     """A training method: its weights (the terms it uses, and parameters such as esd_eta), the data segments the
-    step must compute, and the extra frozen passes on anchor rows ("target", "uncond") it reads."""
+    step must compute, the extra frozen passes on anchor rows ("target", "uncond") it reads, and where adapter k
+    starts ("zero": B = 0, exactly theta_{k-1}; "uce": the closed-form UCE edit of theta_{k-1}, uce.py)."""
     weights: dict
     segments: tuple[str, ...] = ("anchor",)
     extra_refs: tuple[str, ...] = ()
+    init: str = "zero"
 
 
 _UNLEARN = {t: DEFAULT_WEIGHTS[t] for t in ("ca_attn", "ca_eps")}
 # the trainer's registry: a baseline is one more entry here, the loop does not change. naive and l2sp use DUGE's
 # own unlearning term (same weights), so they differ from it only by what they leave out.
 OBJECTIVES: dict[str, Objective] = {
-    "duge": Objective(dict(DEFAULT_WEIGHTS), ("anchor", "preserve", "replay")),
+    "duge": Objective(dict(DEFAULT_WEIGHTS), ("anchor", "preserve", "replay"), init="uce"),
     "naive": Objective(dict(_UNLEARN)),                                        # sequential LoRA fine-tuning
     "l2sp": Objective(_UNLEARN | {"drift": 1e-2}),                             # + L2-SP (Li et al. 2018)
     "ablate": Objective({"ca_eps": 1.0}),                                      # Concept Ablation (Kumari et al. 2023, eq. 3)

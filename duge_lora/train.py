@@ -56,17 +56,21 @@ class TrainConfig:
     mixed_precision: str = "no"          # no | bf16 | fp16
     gradient_checkpointing: bool = False
     max_prompts: int = 64                # per data set
-    init: str = "zero"                   # zero | uce: where adapter k starts (INITS)
+    init: str | None = None              # zero | uce: where adapter k starts (INITS); None: the objective's
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise DugeError(f"Unknown method {self.method!r}.", f"Choose one of: {', '.join(METHODS)}.", option="method")
-        if self.init not in INITS:
+        if self.init is not None and self.init not in INITS:
             raise DugeError(f"{param('init')} {self.init!r} is not one of {', '.join(INITS)}.", "Pick one of those.",
                             option="init")
         if self.mixed_precision not in MIXED_PRECISION:
             raise DugeError(f"{param('mixed_precision')} {self.mixed_precision!r} is not one of {', '.join(MIXED_PRECISION)}.",
                             "Pick one of those.", option="mixed_precision")
+
+    def start(self) -> str:
+        """Where adapter k starts: as asked, or the objective's default (DUGE: the closed-form edit)."""
+        return self.init or (OBJECTIVES[self.method].init if self.method in OBJECTIVES else "zero")
 
     def loss_weights(self) -> dict:
         return dict(OBJECTIVES[self.method].weights if self.method in OBJECTIVES else {}) | (self.weights or {})
@@ -114,7 +118,7 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     data = make_data(base, sets, objective.segments, cfg.seed, cfg.max_prompts, (base_fp, [p.sha256 for p in parents]),
                      cache, progress)
     data.anchor_as_target = base.world.anchor_check(base, req, data.anchor_prompts, data.anchor_x)
-    start = _closed_form_start(base, req, earlier, cfg) if cfg.init == "uce" else None
+    start = _closed_form_start(base, req, earlier, cfg) if cfg.start() == "uce" else None
     unet.requires_grad_(False)
     torch.manual_seed(cfg.seed)                                # peft draws A from the global RNG
     attach(unet, cfg.lora, NEW)                                # B = 0: exactly theta_{k-1}
@@ -237,7 +241,8 @@ def make_record(base: Base, req: Request, parents: list[Adapter], cfg: TrainConf
         request=req, method=cfg.method, loss_weights=cfg.loss_weights(),
         hyperparameters={"steps": cfg.steps, "lr": cfg.lr, "batch": cfg.batch, "seed": cfg.seed,
                          "mixed_precision": cfg.mixed_precision, "timesteps": "uniform[0, T)",
-                         "gradient_checkpointing": cfg.gradient_checkpointing, "sampler": base.sampler},
+                         "gradient_checkpointing": cfg.gradient_checkpointing, "sampler": base.sampler,
+                         "init": cfg.start()},
         lora=cfg.lora.to_dict(), base=BaseRef(base.name, base.source, base_fp),
         parents=[ParentRef(i + 1, p.concept, p.sha256, str(p.path)) for i, p in enumerate(parents)],
         data=data_info, seconds=round(seconds, 1), final_losses={k: round(v, 6) for k, v in final.items()},
