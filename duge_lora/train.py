@@ -1,7 +1,8 @@
 """Train one unlearning adapter on top of the earlier ones: the recipe, read top to bottom.
 
-theta_{k-1} = base + the earlier adapters (merged with compose's sum, frozen). A new LoRA (B = 0, so training
-starts exactly at theta_{k-1}) learns the request with the objective picked from losses.OBJECTIVES (method.md,
+theta_{k-1} = base + the earlier adapters (merged with compose's sum, frozen). A new LoRA, starting exactly at
+theta_{k-1} (B = 0) or at UCE's closed-form edit of it (DUGE's default, TrainConfig.init), learns the request with
+the objective picked from losses.OBJECTIVES (method.md,
 "Loss"): prepare (data, adapter, step settings) -> optimise (steps, checkpoints, resume, NaN stop) -> save.
 The parts live beside it: trainset.py (data), step.py (one step), checkpoint.py, hooks.py, memory.py; the
 closed-form UCE baseline is uce.py.
@@ -121,8 +122,8 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     start = _closed_form_start(base, req, earlier, cfg) if cfg.start() == "uce" else None
     unet.requires_grad_(False)
     torch.manual_seed(cfg.seed)                                # peft draws A from the global RNG
-    attach(unet, cfg.lora, NEW)                                # B = 0: exactly theta_{k-1}
-    if start is not None:
+    attach(unet, cfg.lora, NEW)                                # B = 0: exactly theta_{k-1} ...
+    if start is not None:                                      # ... or the closed-form edit
         _set_factors(unet, NEW, start)
     params = [p for n, p in unet.named_parameters() if f".{NEW}." in n]
     for p in params:
