@@ -114,11 +114,15 @@ def test_interrupted_run_resumes_to_the_same_adapter(tmp_path, cache):
     assert not partial_dir(out).exists()
 
 
-@pytest.mark.parametrize("term", ["ca_attn", "ca_eps", "pp", "pp_kv", "replay", "drift", "keep"])
+@pytest.mark.parametrize("term", ["ca_attn", "ca_eps", "pp", "pp_kv", "replay", "drift", "keep", "protect"])
 def test_each_loss_term_decreases_when_optimised(term, cache):
-    """Start from a random (non-zero) adapter so every term is positive, then optimise that term alone."""
-    cfg = TrainConfig(steps=1, batch=4, max_prompts=6, weights={k: 0.0 for k in DEFAULT_WEIGHTS} | {term: 1.0}, lr=1e-2)
-    s = prepare(load_base("toy", device="cpu"), TOY.make_request("square"), [], cfg, cache)
+    """Start from a random (non-zero) adapter so every term is positive, then optimise that term alone (protect
+    needs an earlier target: the shipped circle adapter)."""
+    cfg = TrainConfig(steps=1, batch=4, max_prompts=6, weights={k: 0.0 for k in DEFAULT_WEIGHTS} | {term: 1.0}, lr=1e-2,
+                      init="zero")          # peft's random A with the random B below (the closed-form start has its own test)
+    parents = [read_adapter(Path(__file__).parent.parent / "adapters" / "toy" / "circle")] if term == "protect" else []
+    req = TOY.make_request("square", earlier=[p.record.request for p in parents])
+    s = prepare(load_base("toy", device="cpu"), req, parents, cfg, cache)
     torch.manual_seed(0)
     with torch.no_grad():
         for name, p in s.step.unet.named_parameters():
