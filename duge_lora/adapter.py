@@ -57,10 +57,10 @@ def targets_of(modules) -> tuple[str, ...]:
     return tuple(sorted({inverse.get(m.split("attn2.")[-1], "?") for m in modules}))
 
 
-def spec_of(factors: dict[str, tuple[torch.Tensor, torch.Tensor]], alpha: float | None = None) -> LoraSpec:
-    """The LoraSpec of a set of factors: rank from A's rows, targets from the module names (alpha: the rank)."""
+def spec_of(factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> LoraSpec:
+    """The LoraSpec of a set of factors: rank from A's rows, targets from the module names, alpha = rank."""
     rank = next(iter(factors.values()))[0].shape[0]
-    return LoraSpec(rank=int(rank), alpha=alpha, targets=targets_of(factors))
+    return LoraSpec(rank=int(rank), targets=targets_of(factors))
 
 
 def target_names(unet, spec: LoraSpec) -> list[str]:

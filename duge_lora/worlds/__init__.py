@@ -55,6 +55,18 @@ class World(Protocol):
         """Generate, judge, and compute UA / UA_prev / IRA / CRA for targets (an evaluate.EvalReport)."""
 
 
+def request_start(concept: str, example: str, anchor, preserve, synonyms) -> tuple[str, tuple[str, ...]]:
+    """What every world does first with a request: the concept with its spaces normalised (an empty one is a clear
+    error, naming `example`), and which of anchor / preserve / synonyms are left to the world's defaults."""
+    from ..errors import DugeError, param
+
+    concept = " ".join(concept.split())
+    if not concept:
+        raise DugeError("The concept to erase is empty.", f'Name it, for example {param("concept")} "{example}".',
+                        option="concept")
+    return concept, tuple(n for n, v in (("anchor", anchor), ("preserve", preserve), ("synonyms", synonyms)) if v is None)
+
+
 def world_for(pipe) -> World:
     """The toy world for a pipeline that speaks its vocabulary at its image size, else the generic world."""
     from .generic import GenericWorld

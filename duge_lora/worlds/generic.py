@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..errors import DugeError, NoJudge, param
 from ..records import Request
-from . import IMAGES_PER_PROMPT, PromptSets
+from . import IMAGES_PER_PROMPT, PromptSets, request_start
 
 TEMPLATES = ("{}", "a photo of {}", "a painting of {}", "an image of {}", "a drawing of {}", "a picture of {}")
 REPLAY = ("a photo of a dog", "a city street at night", "a bowl of fruit", "a mountain landscape",
@@ -29,11 +29,7 @@ class GenericWorld:
                      synonyms: list[str] | None = None, earlier: list[Request] = (), force: bool = False) -> Request:
         """A request as given (default anchor: the empty prompt); an anchor that an earlier request erased is
         refused unless forced (its prompt no longer draws it)."""
-        concept = " ".join(concept.split())
-        if not concept:
-            raise DugeError("The concept to erase is empty.", f'Name it, for example {param("concept")} "Snoopy".',
-                            option="concept")
-        defaults = tuple(n for n, v in (("anchor", anchor), ("preserve", preserve), ("synonyms", synonyms)) if v is None)
+        concept, defaults = request_start(concept, "Snoopy", anchor, preserve, synonyms)
         erased = {e.concept.lower() for e in earlier} | {s.lower() for e in earlier for s in e.synonyms}
         notes = ()
         if anchor and anchor.lower() in erased:

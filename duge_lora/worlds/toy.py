@@ -13,7 +13,7 @@ import random
 from ..errors import DugeError, UnknownWords, param
 from ..records import Request
 from ..toy import world
-from . import IMAGES_PER_PROMPT, PromptSets
+from . import IMAGES_PER_PROMPT, PromptSets, request_start
 
 # what to draw instead of an erased concept, by default: the nearest neighbour of the same axis, or for a
 # character the plain shape of its head.
@@ -107,10 +107,7 @@ class ToyWorld:
                      synonyms: list[str] | None = None, earlier: list[Request] = (), force: bool = False) -> Request:
         """Validate a request and fill its defaults from the world's neighbours ("Mickey Mouse" -> mickey), with
         the anchor resolved against theta_{k-1}: never a concept an earlier request erased (resolve_anchor)."""
-        concept = " ".join(concept.split())
-        if not concept:
-            raise DugeError("The concept to erase is empty.", f'Name it, for example {param("concept")} "circle".', option="concept")
-        defaults = tuple(n for n, v in (("anchor", anchor), ("preserve", preserve), ("synonyms", synonyms)) if v is None)
+        concept, defaults = request_start(concept, "circle", anchor, preserve, synonyms)
         _check_words([concept, anchor or "", *(preserve or []), *(synonyms or [])])
         meant = {world.canonical(w) for w in concept.lower().split()}
         word = meant.pop() if len(meant) == 1 else concept.lower()
