@@ -69,7 +69,7 @@ def bench_command(
         try:
             overrides["seeds"] = tuple(int(s) for s in _csv(seeds))
         except ValueError:
-            raise DugeError(f"--seeds {seeds!r} is not a comma-separated list of integers.", "Write it like --seeds 0,1.") from None
+            raise DugeError(f"--seeds {seeds!r} is not a comma-separated list of integers.", "Write it like --seeds 0,1.", option="seeds") from None
     overrides["methods"] = _csv(methods) if methods.strip().lower() != "none" else ()
     if sequence is not None:
         overrides["sequence"] = SEQUENCES.get(sequence.strip().lower()) or tuple(c.lower() for c in _csv(sequence))

@@ -26,12 +26,19 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator:
     """A rich progress bar on stderr; yields callback(done, total, **fields)."""
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
-    with Progress(*columns, console=err, transient=False, disable=quiet) as bar:
-        task = bar.add_task(description, total=None, info="")
+    bar = Progress(*columns, console=err, transient=False, disable=quiet)
+    task = None
 
-        def update(done: int, total: int, info: str = "") -> None:
-            bar.update(task, completed=done, total=total, info=info)
+    def update(done: int, total: int, info: str = "") -> None:
+        nonlocal task
+        if task is None:                 # shown from the first update on, so an early error prints alone
+            bar.start()
+            task = bar.add_task(description, total=None, info="")
+        bar.update(task, completed=done, total=total, info=info)
+    try:
         yield update
+    finally:
+        bar.stop()
 
 
 @contextmanager
@@ -39,15 +46,20 @@ def staged_progress(quiet: bool = False) -> Iterator:
     """One rich bar per stage on stderr; yields the library's callback progress(stage, step, total, info)."""
     columns = [TextColumn("[bold]{task.description:13}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
-    with Progress(*columns, console=err, disable=quiet) as bar:
-        tasks: dict[str, int] = {}
+    bar = Progress(*columns, console=err, disable=quiet)
+    tasks: dict[str, int] = {}
 
-        def progress(stage: str, step: int, total: int, info: dict) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total, info="")
-            bar.update(tasks[stage], completed=step, total=total,
-                       info="  ".join(f"{k} {v:.3g}" for k, v in info.items()))
+    def progress(stage: str, step: int, total: int, info: dict) -> None:
+        if not tasks:                    # shown from the first update on, so an early error prints alone
+            bar.start()
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total, info="")
+        bar.update(tasks[stage], completed=step, total=total,
+                   info="  ".join(f"{k} {v:.3g}" for k, v in info.items()))
+    try:
         yield progress
+    finally:
+        bar.stop()
 
 
 def note(message: str) -> None:

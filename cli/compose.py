@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from duge_lora.compose import METHODS, compose_adapters, remove_adapter
+from duge_lora.compose import METHODS, check_options, compose_adapters, remove_adapter
 from duge_lora.errors import DugeError
-from duge_lora.formats import FORMATS
+from duge_lora.formats import FORMATS, output_format
 from duge_lora.io import check_output
 from duge_lora.models import pick_device
 from duge_lora.records import describe
@@ -45,10 +45,11 @@ def compose_command(
 ) -> None:
     """Merge or stack adapters into the cumulatively unlearned model (or remove one from it), and verify it."""
     dev = pick_device(device)
-    check_output(output, overwrite)
+    check_options(method, rank, fmt, output, remove)
+    check_output(output, overwrite, folder=output_format(output, fmt) == "pipeline")
     if remove:
         if len(adapters) != 1:
-            raise DugeError("--remove takes exactly one composed model as the argument.", "Write: compose MODEL --remove ADAPTER -o OUT.")
+            raise DugeError("--remove takes exactly one composed model as the argument.", "Write: compose MODEL --remove ADAPTER -o OUT.", option="remove")
         result = remove_adapter(adapters[0], remove, output, base, dev)
     else:
         with progress_bar("judging", quiet=json_ or not verify) as bar:

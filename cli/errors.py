@@ -2,16 +2,17 @@
 
 The library raises DugeError (what went wrong, what to do next, its exit code) and names its parameters in
 backticks; here they become flags (`rank` -> --rank). Usage errors of the command line (an unknown option, a
-missing or bad value) come from the click that typer bundles. A traceback is shown only with DUGE_LORA_DEBUG=1.
+missing or bad value) come from the click that typer bundles. A traceback is shown only with DUGE_DEBUG=1.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 
 from rich.markup import escape
 
-from duge_lora.errors import DugeError
+from duge_lora.errors import ENVIRONMENT, TERMINATED, DugeError, signal_code
 
 from .common import err
 
@@ -45,7 +46,7 @@ def say(message: str) -> None:
 
 def handle(exc: BaseException, command: str | None = None) -> int:
     """Print one sentence for an expected failure and return its exit code; re-raise anything else."""
-    debug = bool(os.environ.get("DUGE_LORA_DEBUG"))
+    debug = bool(os.environ.get("DUGE_DEBUG") or os.environ.get("DUGE_LORA_DEBUG"))
     if isinstance(exc, DugeError):
         if debug:
             raise exc
@@ -62,6 +63,43 @@ def handle(exc: BaseException, command: str | None = None) -> int:
         say(f"{exc.format_message().rstrip('.')}.{quote} Run `{where}` to see the options.")
         return exc.exit_code
     if isinstance(exc, (KeyboardInterrupt, *ABORTS)):
-        err.print("[bold red]interrupted[/]: nothing was written.")
-        return 130
+        code = signal_code(exc)
+        say(f"interrupted ({'SIGTERM' if code == TERMINATED else 'Ctrl-C'}); no output was written or changed.")
+        return code
+    if os_error_of(exc) is not None:
+        if debug:
+            raise exc
+        say(os_message(os_error_of(exc)))
+        return ENVIRONMENT
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        if debug:
+            raise exc
+        say("Out of memory. Lower --batch or --rank, pass --gradient-checkpointing or --mixed-precision bf16, "
+            "or use a machine with more memory; no output was written or changed.")
+        return ENVIRONMENT
     raise exc
+
+
+def os_error_of(exc: BaseException) -> OSError | None:
+    """The operating-system error behind an exception: an OSError itself, the first failure of a folder copy
+    (shutil.Error), or the `os error N` a safetensors write reports."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc
+    if isinstance(exc, OSError) and exc.args and isinstance(exc.args[0], list) and exc.args[0]:
+        _, dst, why = exc.args[0][0]
+        m = re.search(r"\[Errno (\d+)\]", str(why))
+        return OSError(int(m.group(1)), os.strerror(int(m.group(1))), dst) if m else None
+    if type(exc).__name__ == "SafetensorError":
+        m = re.search(r"os error (\d+)", str(exc))
+        return OSError(int(m.group(1)), os.strerror(int(m.group(1)))) if m else None
+    return None
+
+
+def os_message(exc: OSError) -> str:
+    """One sentence for an error of the operating system: the disk full, a permission, a path."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"The disk is full{where}. Free some space and rerun; no existing output was changed."
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"Permission denied{where}. Choose a path you can write to."
+    return f"{exc.strerror or exc}{where}. Check the path and rerun."

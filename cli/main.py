@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import typer
 
 from duge_lora import __version__
+from duge_lora.errors import Terminated
 
 from . import toy
 from .bench import bench_command
@@ -44,6 +46,11 @@ def command_line():
     return command
 
 
+def _terminate(signum, frame):
+    """SIGTERM stops a command the way Ctrl-C does (training keeps a checkpoint, the bench its finished steps)."""
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; expected failures print one sentence to stderr and exit non-zero (errors.py)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -51,12 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"duge-lora {__version__}")
         return 0
     _quiet_libraries()
+    previous = signal.signal(signal.SIGTERM, _terminate) if argv is None else None
     try:
         code = command_line().main(args=args, prog_name="duge-lora", standalone_mode=False)
     except BaseException as exc:          # noqa: BLE001 - handle() re-raises what is not an expected failure
         if isinstance(exc, SystemExit):
             raise
         code = handle(exc, next((a for a in args if not a.startswith("-")), None))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     code = code if isinstance(code, int) else 0
     if argv is None:
         sys.exit(code)

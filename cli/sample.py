@@ -12,6 +12,7 @@ from duge_lora.errors import DugeError
 from duge_lora.generate import generate, grid, side_by_side
 from duge_lora.io import atomic_path, check_output
 from duge_lora.models import load_base
+from duge_lora.validate import number
 
 from .common import AdaptersOpt, BaseOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt, SeedOpt, note, progress_bar
 from .output import Output
@@ -51,10 +52,12 @@ def sample(
     t0 = time.time()
     if output.suffix.lower() != ".png":
         output = output.with_suffix(output.suffix + ".png") if output.suffix else output.with_suffix(".png")
-    output = check_output(output, overwrite)
+    output = check_output(output, overwrite, folder=False)
     if compare and not adapters:
         raise DugeError("--compare shows the base beside the base with adapters, but no --adapters were given.",
-                        "Add --adapters A1 [A2 ...], or drop --compare.")
+                        "Add --adapters A1 [A2 ...], or drop --compare.", option="compare")
+    if guidance is not None:
+        number("guidance", guidance, low=0, example="7.5")
     b = load_base(base, device)
     b.world.check_prompts(prompts)
     run = lambda bar: generate(b, prompts, n, seed, guidance_scale=guidance, num_inference_steps=steps,  # noqa: E731

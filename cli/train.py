@@ -1,6 +1,7 @@
 """`duge-lora train`: one unlearning request -> one DUGE LoRA adapter, on top of the earlier ones."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,9 +10,9 @@ import typer
 from duge_lora.adapter import LoraSpec
 from duge_lora.checkpoint import has_checkpoint, partial_dir
 from duge_lora.errors import DugeError
-from duge_lora.io import check_output
+from duge_lora.io import check_output, check_paths
 from duge_lora.losses import DEFAULT_WEIGHTS
-from duge_lora.models import load_base
+from duge_lora.models import load_base, pick_device
 from duge_lora.records import requests_of, resolve_adapters
 from duge_lora.stack import plan_request
 from duge_lora.train import METHODS, TrainConfig, train_adapter
@@ -45,7 +46,7 @@ def parse_weights(items: list[str]) -> dict[str, float]:
         try:
             out[name.strip()] = float(value)
         except ValueError:
-            raise DugeError(f"--weight {item!r} is not NAME=NUMBER.", "Write it like --weight drift=0.01.") from None
+            raise DugeError(f"--weight {item!r} is not NAME=NUMBER.", "Write it like --weight drift=0.01.", option="weight") from None
     return out
 
 
@@ -78,21 +79,22 @@ def train(
     device: DeviceOpt = "auto",
 ) -> None:
     """Train one LoRA adapter that erases a concept, with the DUGE losses, on top of the earlier adapters."""
-    plan = plan_request(concept, after, stack, output)
-    check_output(plan.output, overwrite)
     cfg = TrainConfig(method=method, steps=steps, lr=lr, batch=batch, seed=seed,
                       lora=LoraSpec(rank=rank, alpha=alpha, targets=tuple(t.strip() for t in targets.split(",") if t.strip())),
                       weights=parse_weights(weight or []) or None, checkpoint_every=checkpoint_every,
                       mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing, init=init)
+    pick_device(device)
+    plan = plan_request(concept, after, stack, output)
+    check_output(plan.output if plan.stack is None or plan.stack.is_dir() else plan.stack, overwrite, folder=True)
+    check_paths(plan.output, plan.parents)
     parents = resolve_adapters(plan.parents)
     b = load_base(base, device)
     req = b.world.make_request(concept, anchor, preserve, synonym, earlier=requests_of(parents), force=force)
     _describe(b, req, parents)
-    if resume and not has_checkpoint(partial_dir(plan.output)):
-        note(f"no checkpoint in {partial_dir(plan.output)}; starting from step 0")
-    with staged_progress(json_) as progress:
+    resume = _resume(plan.output, resume, overwrite)
+    with plan.writing(), staged_progress(json_) as progress:
         record = train_adapter(b, req, parents, cfg, plan.output, resume=resume, progress=progress)
-    plan.finish()
+        plan.finish()
     seen = record.data.get("anchor_read_as_target")
     if seen is not None and seen > ANCHOR_WARNING:
         note(f"[yellow]warning:[/] the judge read {100 * seen:.0f}% of the anchor images ({req.anchor!r}, drawn by the "
@@ -100,6 +102,22 @@ def train(
     losses = ", ".join(f"{k} {v:.4g}" for k, v in record.final_losses.items())
     Output(json_).show({"output": str(plan.output)} | record.to_dict(),
                        f"wrote {plan.output} in {record.seconds} s (final losses: {losses})")
+
+
+def _resume(output, resume: bool, overwrite: bool) -> bool:
+    """Continue from a checkpoint when there is one: asked with --resume, or by rerunning the same command;
+    --overwrite starts over instead (the checkpoint is discarded)."""
+    ckpt = partial_dir(output)
+    if not has_checkpoint(ckpt):
+        if resume:
+            note(f"no checkpoint in {ckpt}; starting from step 0")
+        return False
+    if overwrite and not resume:
+        note(f"--overwrite: discarding the checkpoint in {ckpt} and starting over")
+        shutil.rmtree(ckpt)
+        return False
+    note(f"resuming from the checkpoint in {ckpt} (pass --overwrite instead to start over)")
+    return True
 
 
 def _describe(b, req, parents) -> None:

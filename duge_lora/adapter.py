@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .errors import DugeError, param
+from .validate import number
 
 TARGET_CHOICES = ("k", "v", "q", "out")
 _TARGET_MODULE = {"k": "attn2.to_k", "v": "attn2.to_v", "q": "attn2.to_q", "out": "attn2.to_out.0"}
@@ -25,7 +26,7 @@ class LoraSpec:
     targets: tuple[str, ...] = ("k", "v")
 
     def __post_init__(self):
-        if self.rank < 1:
+        if not isinstance(self.rank, int) or self.rank < 1:
             raise DugeError(f"{param('rank')} must be at least 1, got {self.rank}.", "Use a rank of 4, for example.",
                             option="rank")
         bad = [t for t in self.targets if t not in TARGET_CHOICES]
@@ -33,6 +34,7 @@ class LoraSpec:
             raise DugeError(f"Unknown {param('targets')} {','.join(bad) or '(none)'}.",
                             f"Choose from {','.join(TARGET_CHOICES)}, for example k,v.", option="targets")
         object.__setattr__(self, "alpha", float(self.rank if self.alpha is None else self.alpha))
+        number("alpha", self.alpha, low=0, low_open=True, example=str(self.rank))
 
     @property
     def scaling(self) -> float:
@@ -82,6 +84,20 @@ def fingerprint(unet, spec: LoraSpec = FINGERPRINT_SPEC) -> str:
         w = getattr(modules[name], "base_layer", modules[name]).weight
         h.update(name.encode())
         h.update(w.detach().to("cpu", torch.float16).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def file_fingerprint(file) -> str:
+    """fingerprint() of the UNet stored in a safetensors file, reading only the projections it hashes."""
+    from safetensors import safe_open
+
+    suffixes = tuple(FINGERPRINT_SPEC.target_modules())
+    h = hashlib.sha256()
+    with safe_open(str(file), "pt") as f:
+        names = sorted(k[: -len(".weight")] for k in f.keys() if k.endswith(".weight") and k[: -len(".weight")].endswith(suffixes))
+        for name in names:
+            h.update(name.encode())
+            h.update(f.get_tensor(name + ".weight").to(torch.float16).contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 

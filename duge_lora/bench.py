@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .bench_config import BenchConfig, Run, chain_requests, eval_scenes, probe_rows, runs_of
-from .errors import BenchInterrupted, DugeError, TrainingStopped, param
+from .errors import BenchInterrupted, OutputError, TrainingStopped, UsageError, param, signal_code
 from .io import atomic_path
 from .stack import slug
 from .workers import run_all
@@ -181,20 +181,20 @@ def prepare_dir(out: Path, cfg: BenchConfig, overwrite: bool) -> bool:
     state = out / STATE_FILE
     if out.exists() and overwrite:
         if not state.exists() and any(out.iterdir()):
-            raise DugeError(f"{out} is not a bench folder (no {STATE_FILE}), so {param('overwrite')} will not delete it.",
+            raise OutputError(f"{out} is not a bench folder (no {STATE_FILE}), so {param('overwrite')} will not delete it.",
                             f"Choose a new folder for {param('output')}.")
         shutil.rmtree(out)
     if state.exists():
         old = json.loads(state.read_text())["config"]
         if old != cfg.to_dict():
             changed = sorted(k for k in old if old.get(k) != cfg.to_dict().get(k))
-            raise DugeError(f"{out} holds a bench with other settings ({', '.join(changed)}).",
+            raise UsageError(f"{out} holds a bench with other settings ({', '.join(changed)}).",
                             f"Rerun with the same options to resume it, pass {param('overwrite')} to start over, or use another {param('output')}.")
         return True
     if out.exists() and any(out.iterdir()):
-        raise DugeError(f"{out} exists and is not a bench folder.", f"Choose a new or empty folder for {param('output')}.")
-    if not out.parent.exists():
-        raise DugeError(f"Cannot write {out}: the folder {out.parent} does not exist.", f"Create it first (mkdir -p {out.parent}).")
+        raise OutputError(f"{out} exists and is not a bench folder.", f"Choose a new or empty folder for {param('output')}.")
+    if not out.parent.is_dir():
+        raise OutputError(f"Cannot write {out}: the folder {out.parent} does not exist.", f"Create it first (mkdir -p {out.parent}).")
     out.mkdir(exist_ok=True)
     with atomic_path(state) as tmp:
         tmp.write_text(json.dumps({"config": cfg.to_dict(), "started": now()}, indent=2))
@@ -213,8 +213,10 @@ def run_bench(cfg: BenchConfig, out: Path, workers: int = 1, report: Report | No
     except (KeyboardInterrupt, TrainingStopped) as exc:
         if isinstance(exc, TrainingStopped) and not exc.interrupted:
             raise
-        raise BenchInterrupted(f"The bench was interrupted; the finished steps are kept in {out}.",
-                               "Rerun the same command to resume where it stopped.") from None
+        stop = BenchInterrupted(f"The bench was interrupted; the finished steps are kept in {out}.",
+                                "Rerun the same command to resume where it stopped.")
+        stop.code = signal_code(exc) if isinstance(exc, KeyboardInterrupt) else (exc.signal_code or stop.code)
+        raise stop from None
 
 
 def now() -> str:

@@ -98,10 +98,12 @@ def check_config(cfg: BenchConfig) -> None:
                            option="methods")
     for v in cfg.ablation:
         if v not in ABLATIONS:
-            raise DugeError(f"Unknown ablation variant {v!r}.", f"Choose from: {', '.join(DEFAULT_ABLATION)}, or none.")
+            raise DugeError(f"Unknown ablation variant {v!r}.", f"Choose from: {', '.join(DEFAULT_ABLATION)}, or none.",
+                            option="ablation")
         if v not in DEFAULT_ABLATION:
             raise DugeError(f"The ablation variant {v!r} would be DUGE itself: {' and '.join(ABLATIONS[v])} already "
-                            "weigh 0 by default.", f"Choose from: {', '.join(DEFAULT_ABLATION)}, or none.")
+                            "weigh 0 by default.", f"Choose from: {', '.join(DEFAULT_ABLATION)}, or none.",
+                            option="ablation")
     if not cfg.sequence:
         raise DugeError("The sequence of requests is empty.", f"Pass {param('sequence')} circle,red,... or leave it out.",
                        option="sequence")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import DugeError
+from .errors import UsageError, param
 from .io import atomic_path
 
 
@@ -42,8 +42,9 @@ def load_checkpoint(folder: Path, params: list[torch.Tensor], opt, gen: torch.Ge
 
     state = json.loads((folder / "state.json").read_text())
     if state["config"] != config_id:
-        raise DugeError(f"The checkpoint in {folder} was made with other settings, base or earlier adapters.",
-                        "Rerun with the same options, or delete that folder to start over.")
+        raise UsageError(f"The checkpoint in {folder} was made with other settings, base or earlier adapters.",
+                         f"Rerun the command that made it to continue, or pass {param('overwrite')} to discard it and "
+                         "start over.", option="overwrite")
     tensors = load_file(str(folder / "checkpoint.safetensors"))
     with torch.no_grad():
         for i, p in enumerate(params):

@@ -9,6 +9,8 @@ apply_to_base is the same sum, in memory: what sample, eval, train (for the pare
 """
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -17,8 +19,11 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .errors import DugeError, param
-from .formats import UNET_WEIGHTS, base_folder, read_model, write_composed
+from .errors import BadInput, DugeError, UsageError, VerificationFailed, param
+from .adapter import file_fingerprint
+from .adapter_checks import check_fit
+from .formats import UNET_WEIGHTS, base_folder, read_model, unet_shapes, write_composed
+from .io import check_paths, publish, stage_folder
 from .merge import Part, add_delta, cat_factors, low_rank, merge_deltas, relative_error, summed_delta
 from .records import Adapter, check_lineage, parse_weighted, resolve_adapter
 
@@ -44,7 +49,7 @@ def load_items(refs: list[str]) -> list[Item]:
 def check_items(items: list[Item], base_fingerprint: str | None = None) -> list[str]:
     """Refuse what cannot be composed (records.check_lineage); return the lineage warnings."""
     if not items:
-        raise DugeError("No adapters to compose.", "Name at least one adapter folder.")
+        raise UsageError("No adapters to compose.", "Name at least one adapter folder.")
     return check_lineage([i.adapter for i in items], base_fingerprint)
 
 
@@ -83,6 +88,21 @@ def _svd(items: list[Item], rank: int, device: torch.device) -> tuple[dict, floa
     return out, relative_error(dropped, total)
 
 
+def check_options(method: str, rank: int | None, fmt: str | None, output: Path, remove=None) -> None:
+    """compose's settings, before any file is read: a known method and format, a rank only (and always) for svd."""
+    from .formats import output_format
+
+    if method not in METHODS:
+        raise UsageError(f"Unknown {param('method')} {method!r}.", f"Choose one of {', '.join(METHODS)}.", option="method")
+    if method == "svd" and (rank is None or rank < 1):
+        raise UsageError(f"{param('method')} svd needs a rank budget of at least 1" + (f", got {rank}." if rank is not None else "."),
+                         f"Pass {param('rank')} R, for example 8.", option="rank")
+    if method != "svd" and rank is not None and not remove:
+        raise UsageError(f"{param('rank')} is the rank budget of {param('method')} svd; {method} does not use it.",
+                         f"Add {param('method')} svd, or leave {param('rank')} out.", option="rank")
+    output_format(Path(output), fmt)
+
+
 def compose(items: list[Item], method: str = "sum", fmt: str = "unet", rank: int | None = None,
             device: torch.device | None = None, base_fingerprint: str | None = None) -> Composition:
     """The composed update in memory: per-module Delta_W (unet/pipeline formats) or LoRA factors (lora format)."""
@@ -117,7 +137,7 @@ def merged_state(state: dict[str, torch.Tensor], deltas: dict[str, torch.Tensor]
     for module, d in deltas.items():
         key = f"{module}.weight"
         if key not in out:
-            raise DugeError(f"The base has no weight {key} that the adapter adapts.", "Compose onto the base the adapters were trained for.")
+            raise BadInput(f"The base has no weight {key} that the adapter adapts.", "Compose onto the base the adapters were trained for.")
         out[key] = add_delta(out[key], sign * d, torch.float32)
     return out
 
@@ -140,10 +160,10 @@ def removal(model: Path, adapter: Adapter, device: torch.device | None = None) -
     entry = next((a for a in man["adapters"] if a["sha256"] == adapter.sha256), None)
     if entry is None:
         listed = ", ".join(a["concept"] for a in man["adapters"]) or "none"
-        raise DugeError(f"{model} does not contain {adapter.path} (its manifest lists: {listed}).",
+        raise BadInput(f"{model} does not contain {adapter.path} (its manifest lists: {listed}).",
                         "Remove only an adapter that was composed into this model.")
     if man.get("method") == "svd":
-        raise DugeError(f"{model} was composed with {param('method')} svd, so {adapter.concept!r} cannot be subtracted exactly.",
+        raise BadInput(f"{model} was composed with {param('method')} svd, so {adapter.concept!r} cannot be subtracted exactly.",
                         "Compose again without it instead.")
     item = Item(adapter, -entry["weight"])
     deltas = {m: summed_delta([item.part(m)], device or "cpu") for m in adapter.weights}
@@ -183,14 +203,39 @@ def compose_adapters(adapters: list[str], output: str | Path, base: str = "toy",
     t0, output = time.time(), Path(output)
     fmt, device = output_format(output, fmt), device or torch.device("cpu")
     items = load_items(adapters)
-    comp = compose(items, method, fmt, rank, device)
-    write_output(comp, resolve_base(base)[0], output)
+    check_paths(output, [i.adapter.path for i in items])
+    folder = base_folder(resolve_base(base)[0])
+    fp = file_fingerprint(folder / UNET_WEIGHTS)
+    check_items(items, fp)
+    shapes = unet_shapes(folder)
+    for i in items:
+        check_fit(i.adapter, shapes)
+    comp = compose(items, method, fmt, rank, device, base_fingerprint=fp)
     result = ComposeResult(str(output), method, fmt, comp.manifest["adapters"], comp.manifest, 0.0, comp.warnings,
                            None if comp.relative_error is None else round(comp.relative_error, 6))
-    result.seconds = round(time.time() - t0, 3)
-    if verify:
-        result.verification = verify_output(base, items, output, fmt, device, judge, progress)
+    stage = stage_folder(output)          # built and checked under its own name, published only when it passes
+    try:
+        write_output(comp, str(folder), stage / output.name)
+        result.seconds = round(time.time() - t0, 3)
+        if verify:
+            result.verification = verify_output(base, items, stage / output.name, fmt, device, judge, progress)
+            _reject(result.verification.problem(), stage, output)
+        publish(stage, output)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return result
+
+
+def _reject(problem: str | None, stage: Path, output: Path) -> None:
+    """Keep a composed model that failed verification aside (OUTPUT.rejected), never at the output path."""
+    if problem is None:
+        return
+    rejected = output.with_name(output.name + ".rejected")
+    shutil.rmtree(rejected, ignore_errors=True) if rejected.is_dir() else rejected.unlink(missing_ok=True)
+    os.replace(stage / output.name, rejected)
+    raise VerificationFailed(f"The composed model failed verification: {problem}. It was kept aside as {rejected}; "
+                             f"{output} was not written.", "Check the adapters with `duge-lora inspect`, or compose "
+                             f"with {param('device')} cpu.")
 
 
 def remove_adapter(model: str | Path, adapter: str | Path, output: str | Path, base: str = "toy",
@@ -199,6 +244,7 @@ def remove_adapter(model: str | Path, adapter: str | Path, output: str | Path, b
     from .models import resolve_base
 
     t0, model, output = time.time(), Path(model), Path(output)
+    check_paths(output, [model, Path(adapter)])
     comp, state = removal(model, resolve_adapter(adapter), device)
     write_output(comp, str(model) if model.is_dir() else resolve_base(base)[0], output, state=state,
                  like=model / UNET_WEIGHTS if model.is_dir() else model)
@@ -215,6 +261,10 @@ def apply_items(base, items: list[Item], base_fingerprint: str | None = None) ->
     if not items:
         return Composition(manifest={})
     fp = base_fingerprint or fingerprint(base.pipe.unet)
+    check_items(items, fp)
+    shapes = {n: tuple(m.weight.shape) for n, m in base.pipe.unet.named_modules() if isinstance(m, torch.nn.Linear)}
+    for i in items:
+        check_fit(i.adapter, shapes)
     comp = compose(items, "sum", "unet", device=base.device, base_fingerprint=fp)
     merge_deltas(dict(base.pipe.unet.named_modules()), comp.deltas)
     return comp

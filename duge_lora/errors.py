@@ -13,23 +13,49 @@ def param(name: str) -> str:
     return f"`{name}`"
 
 
+# exit codes (docs/reliability.md): one per class of failure
+FAILED, USAGE, BAD_INPUT, ENVIRONMENT, INTERRUPTED, TERMINATED = 1, 2, 3, 4, 130, 143
+
+
 class DugeError(Exception):
-    """An expected failure: bad input, missing file, refused overwrite, ..."""
-    exit_code = 1
+    """An expected failure: bad input, missing file, refused overwrite, ...
+
+    Its exit code is its class's `code`; a plain DugeError that names the `option` at fault is a usage error (2),
+    any other one a failed operation (1)."""
+    code: int | None = None
 
     def __init__(self, what: str, hint: str = "", *, option: str | None = None):
         super().__init__(what)
         self.what, self.hint, self.option = what, hint, option
 
+    @property
+    def exit_code(self) -> int:
+        return self.code if self.code is not None else (USAGE if self.option else FAILED)
+
     def __str__(self) -> str:
         return f"{self.what} {self.hint}".strip()
 
 
-class BaseNotFound(DugeError):
+class UsageError(DugeError):
+    """An option or argument that cannot work: out of range, unknown, contradicting another."""
+    code = USAGE
+
+
+class BadInput(DugeError):
+    """An input file or folder is missing, corrupt, or not what the command needs."""
+    code = BAD_INPUT
+
+
+class EnvironmentProblem(DugeError):
+    """The machine cannot do it: an output that cannot be written, a full disk, no GPU, no network."""
+    code = ENVIRONMENT
+
+
+class BaseNotFound(BadInput):
     """The base is neither 'toy', a diffusers folder, nor a reachable Hub id."""
 
 
-class UnknownWords(DugeError):
+class UnknownWords(UsageError):
     """A prompt uses words the toy model's vocabulary does not have."""
 
     def __init__(self, words: list[str], prompt: str):
@@ -38,15 +64,15 @@ class UnknownWords(DugeError):
         self.words = words
 
 
-class OutputError(DugeError):
+class OutputError(EnvironmentProblem):
     """An output path cannot be written (missing folder, existing file without `overwrite`)."""
 
 
-class AdapterError(DugeError):
+class AdapterError(BadInput):
     """An adapter file is missing, a pickle, corrupt, or not a UNet LoRA."""
 
 
-class LineageError(DugeError):
+class LineageError(BadInput):
     """Adapters that cannot go together: listed twice, made for another base, or adapting other modules."""
 
 
@@ -55,10 +81,38 @@ class NoJudge(DugeError):
 
 
 class TrainingStopped(DugeError):
-    """Training stopped early (Ctrl-C or a non-finite loss); a checkpoint allows `resume`."""
-    interrupted = False              # True for Ctrl-C, False for a non-finite loss
+    """Training stopped early (Ctrl-C, SIGTERM or a non-finite loss); a checkpoint allows `resume`."""
+    interrupted = False              # True for Ctrl-C and SIGTERM, False for a non-finite loss
+    signal_code: int | None = None   # INTERRUPTED or TERMINATED when a signal stopped it
+
+    @property
+    def exit_code(self) -> int:
+        return self.signal_code or FAILED
 
 
 class BenchInterrupted(DugeError):
     """The bench was interrupted; what finished is kept and the same command resumes it."""
-    exit_code = 130
+    code = INTERRUPTED
+
+
+class VerificationFailed(DugeError):
+    """A composed model is not the stack it claims to be (non-finite, or beyond tolerance); it is kept aside."""
+    code = FAILED
+
+
+class Interrupted(DugeError):
+    """Ctrl-C or SIGTERM stopped a command; what it says was kept (or that nothing was written)."""
+
+    def __init__(self, what: str, hint: str = "", *, signal_code: int = INTERRUPTED):
+        super().__init__(what, hint)
+        self.code = signal_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C (the CLI installs the handler) so that every path that keeps work on an
+    interruption (a training checkpoint, a bench's finished steps) keeps it on a polite kill too."""
+
+
+def signal_code(exc: BaseException) -> int:
+    """The exit code of an interruption: 143 for SIGTERM, 130 for Ctrl-C."""
+    return TERMINATED if isinstance(exc, Terminated) else INTERRUPTED

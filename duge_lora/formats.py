@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .adapter import LoraSpec, spec_of
-from .errors import AdapterError, DugeError, param
+from .errors import AdapterError, BadInput, DugeError, param
 from .io import atomic_path
 from .layout import aligned_metadata
 
@@ -98,6 +98,11 @@ def adapter_weights_file(path: Path) -> Path:
     if not file.exists():
         raise AdapterError(f"No adapter at {file}.",
                            "Pass a folder written by `duge-lora train` (it holds pytorch_lora_weights.safetensors).")
+    if path.is_dir() and file.is_symlink() and file.resolve().parent != path.resolve():
+        raise AdapterError(f"{file} is a symlink out of its adapter folder (to {file.resolve()}); duge-lora does not "
+                           "follow it.", "Copy the real file into the folder.")
+    if not file.is_file():
+        raise AdapterError(f"{file} is not a file.", "Pass an adapter folder or its .safetensors file.")
     return file
 
 
@@ -111,22 +116,34 @@ def read_lora_file(file: Path) -> tuple[Factors, LoraSpec, dict]:
         raise AdapterError(f"{file} has a header that is not valid JSON ({exc}).", "It may be corrupt; train it again.") from exc
     weights = decode_factors(tensors, file)
     rank = next(iter(weights.values()))[0].shape[0]
-    targets = (record.get("lora") or {}).get("targets") or spec_of(weights).targets
-    spec = LoraSpec(rank=int(lora_meta.get("unet.r", rank)), alpha=float(lora_meta.get("unet.lora_alpha", rank)),
-                    targets=tuple(targets))
+    lora = record.get("lora") if isinstance(record, dict) and isinstance(record.get("lora"), dict) else {}
+    try:
+        targets = lora.get("targets") or spec_of(weights).targets
+        spec = LoraSpec(rank=int(lora_meta.get("unet.r", rank)), alpha=float(lora_meta.get("unet.lora_alpha", rank)),
+                        targets=tuple(targets))
+    except (DugeError, TypeError, ValueError) as exc:
+        raise AdapterError(f"{file} describes an impossible LoRA shape ({exc}).", "It may be corrupt; train it again.") from None
     return weights, spec, record
+
+
+def unet_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    """module -> weight shape of a pipeline folder's UNet, read from the safetensors header (no tensor is loaded)."""
+    from safetensors import safe_open
+
+    with safe_open(str(folder / UNET_WEIGHTS), "pt") as f:
+        return {k[: -len(".weight")]: tuple(f.get_slice(k).get_shape()) for k in f.keys() if k.endswith(".weight")}
 
 
 def read_model(path: Path) -> tuple[dict[str, torch.Tensor], dict, str]:
     """A composed UNet file or pipeline folder -> (UNet state dict, manifest, format)."""
     fmt, file = ("pipeline", path / UNET_WEIGHTS) if path.is_dir() else ("unet", path)
     if not file.exists():
-        raise DugeError(f"{path} is neither a composed UNet file nor a pipeline folder.", "Pass the output of `duge-lora compose`.")
+        raise BadInput(f"{path} is neither a composed UNet file nor a pipeline folder.", "Pass the output of `duge-lora compose`.")
     if file.suffix != ".safetensors":
-        raise DugeError(f"{file} is not a safetensors file; duge-lora loads safetensors only.", "Pass a .safetensors file.")
+        raise BadInput(f"{file} is not a safetensors file; duge-lora loads safetensors only.", "Pass a .safetensors file.")
     state, meta = read_safetensors(file)
     if MANIFEST_KEY not in meta:
-        raise DugeError(f"{path} has no duge-lora manifest, so it is not known which adapters it contains.",
+        raise BadInput(f"{path} has no duge-lora manifest, so it is not known which adapters it contains.",
                         "Remove adapters only from models written by `duge-lora compose`.")
     return state, json.loads(meta[MANIFEST_KEY]), fmt
 

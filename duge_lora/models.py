@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from . import toy
-from .errors import BaseNotFound, param
+from .errors import BaseNotFound, EnvironmentProblem, param
 from .worlds import World, world_for
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -33,9 +33,45 @@ class Base:
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
+    """The torch device for 'auto' (a GPU when there is one), 'cpu', 'cuda[:N]' or 'mps'; a clear error otherwise."""
+    from .validate import device as check
+
+    if check(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+PICKLES = ("*.bin", "*.ckpt", "*.pt", "*.pth", "*.pkl")
+
+
+def _refuse_pickles(folder: Path) -> None:
+    """A pipeline folder whose weights exist only as pickles is refused before anything is loaded from it."""
+    for component in [folder, *(p for p in folder.iterdir() if p.is_dir())]:
+        pickles = [f for pattern in PICKLES for f in component.glob(pattern)]
+        if pickles and not any(component.glob("*.safetensors")):
+            raise BaseNotFound(f"{pickles[0]} is a pickle file, which can run code when loaded, and {component} has no "
+                               ".safetensors weights; duge-lora loads safetensors only.",
+                               "Convert the pipeline first (load it in diffusers where you trust it, then save_pretrained "
+                               "with safe_serialization=True).")
+
+
+def _check_hub(base: str) -> None:
+    """A Hub id offline: fail at once (in one sentence) unless the Hub cache already holds it."""
+    import os
+
+    from huggingface_hub import constants, snapshot_download
+
+    cache = Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE)
+    if cache.exists() and not cache.is_dir():
+        raise EnvironmentProblem(f"The Hugging Face cache {cache} is a file, not a folder, so {base!r} cannot be "
+                                 "found or downloaded there.", "Point HF_HUB_CACHE (or HF_HOME) at a folder.")
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE") == "1":
+        try:
+            snapshot_download(base, local_files_only=True)
+        except Exception:  # noqa: BLE001 - any failure here means: not cached
+            raise EnvironmentProblem(f"The base {base!r} is a Hub id, but this machine is offline (HF_HUB_OFFLINE=1) "
+                                     "and the Hub cache has no copy of it.", f"Go online once to download it, or "
+                                     f"pass a local folder or toy as {param('base')}.", option="base") from None
 
 
 def resolve_base(base: str) -> tuple[str, bool]:
@@ -50,8 +86,10 @@ def resolve_base(base: str) -> tuple[str, bool]:
         if not (path / "model_index.json").exists():
             raise BaseNotFound(f"{base} is not a diffusers pipeline folder (it has no model_index.json).",
                                f"Point {param('base')} at a folder written by save_pretrained, 'toy', or a Hub id.")
+        _refuse_pickles(path)
         return str(path), False
     if HUB_ID.match(base):
+        _check_hub(base)
         return base, True
     raise BaseNotFound(f"The base {base!r} is neither 'toy', an existing folder, nor a Hub id like 'org/name'.",
                        f"Check the path, or use {param('base')} toy.")

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .adapter import LoraSpec
-from .errors import AdapterError, DugeError, LineageError, param
+from .errors import AdapterError, BadInput, LineageError, UsageError, param
 
 SCHEMA = "duge-lora-adapter/1"
 
@@ -131,10 +131,18 @@ def resolve_adapter(ref: str | Path) -> Adapter:
     """Read the adapter a reference names: an adapter folder or its .safetensors file."""
     from .formats import adapter_weights_file, read_lora_file
 
+    from .adapter_checks import check_factors, check_record
+
     given = Path(ref)
     file = adapter_weights_file(given)
     weights, spec, record = read_lora_file(file)
-    return Adapter(given, weights, spec, AdapterRecord.from_dict(record), file_sha256(file))
+    check_record(record, file)
+    check_factors(weights, file)
+    try:
+        typed = AdapterRecord.from_dict(record)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise AdapterError(f"{file} has a bad record ({exc}).", "Train it again with `duge-lora train`.") from None
+    return Adapter(given, weights, spec, typed, file_sha256(file))
 
 
 def resolve_adapters(refs: list[str | Path]) -> list[Adapter]:
@@ -155,9 +163,9 @@ def parse_weighted(ref: str) -> tuple[str, float]:
     try:
         weight = float(w)
     except ValueError:
-        raise DugeError(f"The weight in {ref!r} is not a number.", "Write ADAPTER:WEIGHT, for example erase-circle:0.5.") from None
+        raise UsageError(f"The weight in {ref!r} is not a number.", "Write ADAPTER:WEIGHT, for example erase-circle:0.5.") from None
     if not math.isfinite(weight):
-        raise DugeError(f"The weight in {ref!r} is not finite.", "Use a finite number, for example 1.0.")
+        raise UsageError(f"The weight in {ref!r} is not finite.", "Use a finite number, for example 1.0.")
     return path, weight
 
 
@@ -230,7 +238,7 @@ def describe(path: Path) -> dict:
     from .formats import read_model
 
     if not path.exists():
-        raise DugeError(f"{path} does not exist.", "Check the path.")
+        raise BadInput(f"{path} does not exist.", "Check the path.")
     try:
         a = resolve_adapter(path)
     except AdapterError:

@@ -20,14 +20,15 @@ from typing import Callable
 
 import torch
 
-from . import __version__
+from . import __version__, validate
 from .adapter import LoraSpec, attach, factors, fingerprint, target_names
 from .card import adapter_card
 from .checkpoint import has_checkpoint, load_checkpoint, partial_dir, save_checkpoint
 from .compose import Item, apply_items
-from .errors import DugeError, TrainingStopped, param
+from .errors import DugeError, TrainingStopped, param, signal_code
 from .formats import write_adapter_folder
 from .hooks import AttentionCapture
+from .interrupts import step_boundaries
 from .io import atomic_path
 from .losses import OBJECTIVES
 from .memory import peak_memory_mb, reset_peak_memory
@@ -68,6 +69,7 @@ class TrainConfig:
         if self.mixed_precision not in MIXED_PRECISION:
             raise DugeError(f"{param('mixed_precision')} {self.mixed_precision!r} is not one of {', '.join(MIXED_PRECISION)}.",
                             "Pick one of those.", option="mixed_precision")
+        validate.training(self)
 
     def start(self) -> str:
         """Where adapter k starts: as asked, or the objective's default (DUGE: the closed-form edit)."""
@@ -167,29 +169,39 @@ def _non_finite(value: float, step: int, good: int, ckpt: Path) -> TrainingStopp
 
 def optimise(s: Session, cfg: TrainConfig, start: int, ckpt: Path, config_id: str, progress: Progress) -> list[dict]:
     """Steps start..cfg.steps; checkpoints every cfg.checkpoint_every; returns the per-step loss terms."""
-    history, done, good = [], start, start
+    history: list[dict] = []
     try:
-        for step in range(start, cfg.steps):
-            loss, terms = training_step(s.step, s.gen)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise _non_finite(value, step, good, ckpt)
-            s.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            s.opt.step()
-            done = step + 1
-            history.append(terms | {"loss": value})
-            progress("train", done, cfg.steps, history[-1])
-            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
-                save_checkpoint(ckpt, done, s.params, s.opt, s.gen, config_id)
-                good = done
-    except KeyboardInterrupt:
+        with step_boundaries() as boundary:
+            _steps(s, cfg, start, ckpt, config_id, progress, history, boundary)
+    except KeyboardInterrupt as exc:
+        done = start + len(history)
         save_checkpoint(ckpt, done, s.params, s.opt, s.gen, config_id)
         stop = TrainingStopped(f"Training was interrupted after step {done}; a checkpoint is kept in {ckpt}.",
-                               f"Rerun the same command with {param('resume')} to continue.", option="resume")
-        stop.interrupted = True
+                               "Rerun the same command to continue from it.", option="resume")
+        stop.interrupted, stop.signal_code = True, signal_code(exc)
         raise stop from None
     return history
+
+
+def _steps(s: Session, cfg: TrainConfig, start: int, ckpt: Path, config_id: str, progress: Progress,
+           history: list[dict], boundary) -> None:
+    """The optimisation loop proper; `boundary()` raises a held interruption between two steps."""
+    good = start
+    for step in range(start, cfg.steps):
+        loss, terms = training_step(s.step, s.gen)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise _non_finite(value, step, good, ckpt)
+        s.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        s.opt.step()
+        done = step + 1
+        history.append(terms | {"loss": value})
+        progress("train", done, cfg.steps, history[-1])
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+            save_checkpoint(ckpt, done, s.params, s.opt, s.gen, config_id)
+            good = done
+        boundary()
 
 
 def _config_id(cfg: TrainConfig, req: Request, parents: list[Adapter], base_fp: str) -> str:
@@ -206,6 +218,8 @@ def train_adapter(base: Base, req: Request, parents: list[Adapter], cfg: TrainCo
     keeping a checkpoint in partial_dir(output) that `resume=True` continues from.
     """
     t0, progress = time.time(), progress or (lambda *a: None)
+    modules = dict(base.pipe.unet.named_modules())
+    validate.rank_fits(cfg.lora.rank, [tuple(modules[n].weight.shape) for n in target_names(base.pipe.unet, cfg.lora)])
     reset_peak_memory(base.device)
     if cfg.method in CLOSED_FORM:
         from .uce import train_uce

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from duge_lora.errors import BaseNotFound, NoJudge
+from duge_lora.errors import EnvironmentProblem, BaseNotFound, NoJudge
 from duge_lora.models import load_base
 from duge_lora_cli.main import main
 
@@ -24,7 +24,7 @@ def test_non_toy_base_uses_diffusers_defaults_and_eval_refuses(tiny_sd):
 
 
 def test_unreachable_hub_id_is_a_clear_error():
-    with pytest.raises(BaseNotFound, match="Could not load the base"):
+    with pytest.raises(EnvironmentProblem, match="offline"):
         load_base("someone/not-a-real-model", device="cpu")
 
 

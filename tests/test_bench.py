@@ -89,7 +89,7 @@ def test_resume_skips_finished_steps_and_reproduces_a_lost_one(bench_dir, tmp_pa
 
 def test_bench_refuses_other_settings_in_the_same_folder(bench_dir, capsys):
     assert main(["bench", "--quick", "--sequence", "circle,red", "--methods", "duge", "--ablation", "none",
-                 "--steps", "8", "-o", str(bench_dir)]) == 1
+                 "--steps", "8", "-o", str(bench_dir)]) == 2
     err = capsys.readouterr().err
     assert "other settings" in err and "Traceback" not in err
 
@@ -104,7 +104,7 @@ def test_bench_refuses_other_settings_in_the_same_folder(bench_dir, capsys):
     (["--sequence", "solid,outlined,striped"], "Every concept that could stand in for 'striped'"),
 ])
 def test_bad_bench_options_are_one_sentence(args, words, tmp_path, capsys):
-    assert main(["bench", "--quick", *args, "-o", str(tmp_path / "x")]) == 1
+    assert main(["bench", "--quick", *args, "-o", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()              # nothing written before the checks pass

@@ -19,5 +19,5 @@ def test_toy_build_end_to_end_tiny(tmp_path, capsys):
     image = pipe("a red circle", num_inference_steps=2, output_type="np").images
     assert image.shape == (1, 32, 32, 3) and np.isfinite(image).all()
     # a second build reuses every finished stage and refuses to clobber without --overwrite
-    assert main(args) == 1
+    assert main(args) == 4
     assert main(args + ["--overwrite"]) == 0

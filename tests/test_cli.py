@@ -89,27 +89,27 @@ def test_toy_path_and_vocab(capsys):
     assert code == 0 and "circle" in json.loads(stdout)["object"]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--base", "no/such-model"], ["no/such-model"]),
-    (["--base", "./missing-folder"], ["./missing-folder"]),
-    (["a zebra on a skateboard"], ["zebra", "skateboard", "toy vocab"]),
+@pytest.mark.parametrize("args, words, exit_code", [
+    (["--base", "no/such-model"], ["no/such-model", "offline"], 4),
+    (["--base", "./missing-folder"], ["./missing-folder"], 3),
+    (["a zebra on a skateboard"], ["zebra", "skateboard", "toy vocab"], 2),
 ])
-def test_bad_input_is_one_sentence_and_exit_1(tmp_path, capsys, args, words):
+def test_bad_input_is_one_sentence_and_its_exit_code(tmp_path, capsys, args, words, exit_code):
     out = tmp_path / "g.png"
     prompt = [] if not args[0].startswith("--") else ["a red circle"]
     code, stdout, stderr = run(["sample", *prompt, *args, "-n", "1", "-o", str(out)], capsys)
-    assert code == 1 and "Traceback" not in stderr and stderr.startswith("error:")
+    assert code == exit_code and "Traceback" not in stderr and stderr.startswith("error:")
     assert all(w in stderr for w in words), stderr
     assert not out.exists()
 
 
 def test_output_in_missing_folder_and_existing_output(tmp_path, capsys):
     code, _, stderr = run(["sample", "a red circle", "-n", "1", "-o", str(tmp_path / "nope" / "g.png")], capsys)
-    assert code == 1 and "does not exist" in stderr
+    assert code == 4 and "does not exist" in stderr
     existing = tmp_path / "g.png"
     existing.write_bytes(b"precious")
     code, _, stderr = run(["sample", "a red circle", "-n", "1", "-o", str(existing)], capsys)
-    assert code == 1 and "--overwrite" in stderr and existing.read_bytes() == b"precious"
+    assert code == 4 and "--overwrite" in stderr and existing.read_bytes() == b"precious"
     code, _, _ = run(["sample", "a red circle", "-n", "1", "-o", str(existing), "--overwrite"], capsys)
     assert code == 0 and existing.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["g.png"]      # no temp files left behind
@@ -118,4 +118,4 @@ def test_output_in_missing_folder_and_existing_output(tmp_path, capsys):
 def test_expected_failure_has_no_traceback_in_a_real_process(tmp_path):
     proc = subprocess.run([str(BIN), "sample", "a purple unicorn", "-o", str(tmp_path / "x.png")],
                           capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 1 and "unicorn" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "unicorn" in proc.stderr and "Traceback" not in proc.stderr

@@ -130,21 +130,21 @@ def test_compose_bad_input(world, tmp_path, capsys):
     (corrupt / "pytorch_lora_weights.safetensors").write_bytes(b"\x00" * 64)
     existing = tmp_path / "exists.safetensors"
     existing.write_bytes(b"keep")
-    cases = [([paths[0], str(pickle)], "pickle"), ([paths[0], str(corrupt)], "not a readable"),
-             ([f"{paths[0]}:heavy"], "not a number"), ([paths[0], paths[0]], "listed twice"),
-             ([str(tmp_path / "nope")], "No adapter")]
-    for args, message in cases:
+    cases = [([paths[0], str(pickle)], "pickle", 3), ([paths[0], str(corrupt)], "not a readable", 3),
+             ([f"{paths[0]}:heavy"], "not a number", 2), ([paths[0], paths[0]], "listed twice", 3),
+             ([str(tmp_path / "nope")], "No adapter", 3)]
+    for args, message, exit_code in cases:
         code = main(["compose", *args, "-o", str(tmp_path / "o.safetensors"), "--base", name])
         err = capsys.readouterr().err
-        assert code == 1 and message in err and "Traceback" not in err, (args, err)
+        assert code == exit_code and message in err and "Traceback" not in err, (args, err)
         assert not (tmp_path / "o.safetensors").exists()
-    assert main(["compose", paths[0], "-o", str(existing), "--base", name]) == 1
+    assert main(["compose", paths[0], "-o", str(existing), "--base", name]) == 4
     assert existing.read_bytes() == b"keep"
     # remove an adapter the model does not contain
     merged = root / "only0.safetensors"
     write_output(compose(load_items([paths[0]]), "sum", "unet"), load_base(name, device="cpu").source, merged)
     code = main(["compose", str(merged), "--remove", paths[1], "-o", str(tmp_path / "r.safetensors"), "--base", name])
-    assert code == 1 and "does not contain" in capsys.readouterr().err
+    assert code == 3 and "does not contain" in capsys.readouterr().err
 
 
 def test_adapters_for_different_bases_are_refused(tmp_path, tiny_sd):

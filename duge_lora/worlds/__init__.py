@@ -58,12 +58,20 @@ class World(Protocol):
 def request_start(concept: str, example: str, anchor, preserve, synonyms) -> tuple[str, tuple[str, ...]]:
     """What every world does first with a request: the concept with its spaces normalised (an empty one is a clear
     error, naming `example`), and which of anchor / preserve / synonyms are left to the world's defaults."""
-    from ..errors import DugeError, param
+    from ..errors import DugeError, UsageError, param
 
     concept = " ".join(concept.split())
     if not concept:
         raise DugeError("The concept to erase is empty.", f'Name it, for example {param("concept")} "{example}".',
                         option="concept")
+    same = lambda text: " ".join(text.lower().split()) == concept.lower()  # noqa: E731
+    if anchor is not None and same(anchor):
+        raise UsageError(f"The anchor {anchor!r} is the concept to erase itself, so nothing would be erased.",
+                         f"Pass an {param('anchor')} that draws something else (a neighbour, or \"\" for the empty prompt).",
+                         option="anchor")
+    if any(same(p) for p in preserve or ()):
+        raise UsageError(f"{param('preserve')} lists {concept!r}, the concept to erase: it cannot be kept and erased.",
+                         f"Leave it out of {param('preserve')}.", option="preserve")
     return concept, tuple(n for n, v in (("anchor", anchor), ("preserve", preserve), ("synonyms", synonyms)) if v is None)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 
-from ..errors import DugeError, UnknownWords, param
+from ..errors import DugeError, UnknownWords, UsageError, param
 from ..records import Request
 from ..toy import world
 from . import IMAGES_PER_PROMPT, PromptSets, request_start
@@ -41,8 +41,8 @@ def _check_words(phrases: list[str]) -> None:
     known = set(world.vocabulary())
     unknown = sorted({w for p in phrases for w in p.lower().split() if w not in known})
     if unknown:
-        raise DugeError(f"These words are not in the toy model's vocabulary: {', '.join(unknown)}.",
-                        "Run `duge-lora toy vocab` to list the words it knows.")
+        raise UsageError(f"These words are not in the toy model's vocabulary: {', '.join(unknown)}.",
+                         "Run `duge-lora toy vocab` to list the words it knows.")
 
 
 def anchor_candidates(word: str) -> list[str]:
@@ -112,8 +112,14 @@ class ToyWorld:
         meant = {world.canonical(w) for w in concept.lower().split()}
         word = meant.pop() if len(meant) == 1 else concept.lower()
         if word not in world.NEIGHBOURS:
-            raise DugeError(f"{concept!r} is a word of the toy world but not a concept it can erase.",
-                            "Erase an object, character, colour or style (see `duge-lora toy vocab`).")
+            raise UsageError(f"{concept!r} is a word of the toy world but not a concept it can erase.",
+                             "Erase an object, character, colour or style (see `duge-lora toy vocab`).", option="concept")
+        if anchor and world.canonical(anchor.strip().lower()) == word:
+            raise UsageError(f"The anchor {anchor!r} means {word!r}, the concept to erase, so nothing would be erased.",
+                             f"Pass another {param('anchor')}, or leave it out for the default.", option="anchor")
+        if any(world.canonical(p.strip().lower()) == word for p in preserve or ()):
+            raise UsageError(f"{param('preserve')} lists a word for {word!r}, the concept to erase.",
+                             f"Leave it out of {param('preserve')}.", option="preserve")
         erased = {e.concept for e in earlier}
         anchor, notes = resolve_anchor(word, anchor, erased, force)
         if preserve is None:         # erased neighbours stay: preserving theta_{k-1} there keeps them erased
