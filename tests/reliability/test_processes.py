@@ -1,0 +1,200 @@
+"""The fault suite's cases that need a real process: signals, a kill, two writers at once, a full disk.
+
+Each runs the installed `duge-lora` command, as a user would, and checks the exit code, the one-sentence message,
+and what is on disk afterwards (docs/reliability.md, "What a kill costs").
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from duge_lora_cli.main import main
+
+from .conftest import snapshot
+
+BIN = str(Path(sys.executable).parent / "duge-lora")
+TRAIN = ["train", "--concept", "circle", "--steps", "16", "--checkpoint-every", "2", "--batch", "2"]
+ENV = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+
+
+def start(argv, **kw) -> subprocess.Popen:
+    return subprocess.Popen([BIN, *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, **kw)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def one_sentence(stderr: str) -> str:
+    assert "Traceback" not in stderr, stderr
+    assert stderr.count("error:") == 1, stderr
+    return stderr[stderr.index("error:"):]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    """The adapter an uninterrupted run makes (the same command, the same seed)."""
+    out = tmp_path_factory.mktemp("ref") / "circle"
+    assert main(TRAIN + ["-o", str(out), "--json"]) == 0
+    return load_file(str(out / "pytorch_lora_weights.safetensors"))
+
+
+def same_weights(folder: Path, reference: dict) -> bool:
+    got = load_file(str(folder / "pytorch_lora_weights.safetensors"))
+    return got.keys() == reference.keys() and all((got[k] == reference[k]).all() for k in got)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)],
+                         ids=["interruptions: Ctrl-C in training", "interruptions: SIGTERM in training",
+                              "interruptions: SIGKILL in training"])
+def test_a_stopped_training_resumes_bit_for_bit(sig, code, tmp_path, reference, capsys):
+    """SIGINT and SIGTERM stop at a step boundary with a checkpoint and one sentence; SIGKILL loses at most the steps
+    since the last checkpoint; rerunning the same command resumes and gives the uninterrupted run's adapter."""
+    out = tmp_path / "circle"
+    proc = start(TRAIN + ["-o", out])
+    wait_for(out.with_name("circle.partial") / "state.json", proc)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    if sig != signal.SIGKILL:
+        assert "checkpoint" in one_sentence(stderr)
+    assert not out.exists() and out.with_name("circle.partial").is_dir()
+    assert main(TRAIN + ["-o", str(out), "--json"]) == 0
+    assert "resuming from the checkpoint" in capsys.readouterr().err
+    assert same_weights(out, reference) and not out.with_name("circle.partial").exists()
+
+
+def test_interruptions_a_checkpoint_of_other_settings_is_not_discarded_silently(tmp_path, capsys):
+    """Rerunning with other settings refuses (naming --overwrite) and keeps the checkpoint; --overwrite starts over."""
+    out = tmp_path / "circle"
+    proc = start(TRAIN + ["-o", out])
+    wait_for(out.with_name("circle.partial") / "state.json", proc)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    kept = snapshot(out.with_name("circle.partial"))
+    assert main(TRAIN[:-2] + ["--batch", "3", "-o", str(out)]) == 2
+    assert "--overwrite" in one_sentence(capsys.readouterr().err)
+    assert snapshot(out.with_name("circle.partial")) == kept
+    assert main(TRAIN + ["--steps", "2", "-o", str(out), "--overwrite", "--json"]) == 0
+
+
+def _pipeline_files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+
+def rel_snapshot(folder: Path) -> dict[str, str]:
+    return {str(Path(k).relative_to(folder)): v for k, v in snapshot(folder).items()}
+
+
+@pytest.mark.parametrize("sig, delay", [(signal.SIGKILL, 2.0), (signal.SIGKILL, 3.5), (signal.SIGINT, 2.5)],
+                         ids=["interruptions: SIGKILL early in compose --overwrite of a pipeline",
+                              "interruptions: SIGKILL late in compose --overwrite of a pipeline",
+                              "interruptions: Ctrl-C in compose --overwrite of a pipeline"])
+def test_a_stopped_pipeline_compose_leaves_old_or_new(sig, delay, workspace, tmp_path):
+    """A kill while compose replaces a pipeline folder leaves the old folder or the new one, whole; what the killed
+    run left beside it is cleaned by the next run that writes there (restore_aside, its first step)."""
+    from duge_lora.io import restore_aside
+
+    target = tmp_path / "pipe"
+    shutil.copytree(workspace.pipe, target)
+    old = rel_snapshot(target)
+    proc = start(["compose", workspace.a1, "--format", "pipeline", "-o", target, "--overwrite", "--no-verify"])
+    time.sleep(delay)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    if sig == signal.SIGINT and proc.returncode != 0:
+        assert proc.returncode == 130 and "interrupted" in one_sentence(stderr)
+    restore_aside(target)
+    now = json.loads((target / "duge_manifest.json").read_text())
+    if rel_snapshot(target) != old:                       # not the old one: then the whole new one
+        assert [a["concept"] for a in now["adapters"]] == ["circle"]
+        assert set(rel_snapshot(target)) == set(old)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
+
+
+def test_interruptions_a_folder_stranded_aside_comes_back(workspace, tmp_path, capsys):
+    """Killed between its two renames, a writer leaves the old folder aside and none at the output: the next run
+    that writes there puts it back before anything else (here: it then refuses to overwrite it without --overwrite)."""
+    target = tmp_path / "pipe"
+    shutil.copytree(workspace.pipe, tmp_path / ".pipe.aside")
+    before = rel_snapshot(tmp_path / ".pipe.aside")
+    assert main(["compose", str(workspace.a1), "--format", "pipeline", "-o", str(target), "--no-verify"]) == 4
+    assert "--overwrite" in one_sentence(capsys.readouterr().err)
+    assert rel_snapshot(target) == before and not (tmp_path / ".pipe.aside").exists()
+
+
+def test_concurrency_two_trainings_into_one_stack(tmp_path):
+    """Two `train --stack S` at once: one trains, the other is refused at once with one sentence, and stack.json
+    lists the finished adapter exactly once."""
+    stack = tmp_path / "s"
+    procs = [start(["train", "--concept", c, "--steps", "20", "--stack", stack]) for c in ("circle", "red")]
+    results = [(p.wait(timeout=300), p.communicate()[1]) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 4], results
+    refused = next(err for code, err in results if code == 4)
+    assert "Another duge-lora is training into the stack" in one_sentence(refused)
+    listed = json.loads((stack / "stack.json").read_text())["adapters"]
+    assert len(listed) == 1 and (stack / listed[0]).is_dir()
+
+
+def test_concurrency_a_dead_writers_lock_does_not_block(workspace, tmp_path, capsys):
+    """The lock is held by a live process only: a lock file left by a killed writer does not block the next."""
+    stack = tmp_path / "s"
+    shutil.copytree(workspace.stack, stack)
+    (stack / ".lock").write_text("pid 999999\n")
+    assert main(["train", "--concept", "star", "--steps", "2", "--stack", str(stack), "--json"]) == 0
+    assert json.loads((stack / "stack.json").read_text())["adapters"] == ["circle", "red", "star"]
+
+
+def _small_disk(limit: int):
+    def preexec():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return preexec
+
+
+@pytest.mark.parametrize("fmt", ["unet", "pipeline"], ids=lambda f: f"environment: a full disk in compose ({f})")
+def test_a_full_disk_changes_nothing(fmt, workspace, tmp_path):
+    """A write that runs out of space (here: a file-size limit) fails in one sentence and leaves the old output."""
+    target = tmp_path / ("model.safetensors" if fmt == "unet" else "pipe")
+    shutil.copy(workspace.model, target) if fmt == "unet" else shutil.copytree(workspace.pipe, target)
+    before = snapshot(tmp_path)
+    proc = start(["compose", workspace.a1, "--format", fmt, "-o", target, "--overwrite", "--no-verify"],
+                 preexec_fn=_small_disk(64 * 1024))
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 4, stderr
+    assert "disk is full" in one_sentence(stderr)
+    assert snapshot(tmp_path) == before
+
+
+def test_interruptions_sigterm_stops_the_bench_and_its_workers(tmp_path):
+    """SIGTERM stops the bench (exit 143, one sentence, resumable) and every worker process with it."""
+    out = tmp_path / "b"
+    proc = start(["bench", "--quick", "--methods", "uce,naive", "--ablation", "none", "--steps", "2", "-o", out],
+                 start_new_session=True)
+    wait_for(out / "runs", proc, timeout=180)
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "Rerun the same command to resume" in one_sentence(stderr)
+    for _ in range(100):              # the pool's helpers exit once their parent's pipes close
+        left = subprocess.run(["ps", "-s", str(proc.pid), "-o", "pid=,cmd="], capture_output=True, text=True).stdout
+        if not left.strip():
+            break
+        time.sleep(0.1)
+    assert not left.strip(), f"processes left behind: {left}"
