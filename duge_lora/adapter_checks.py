@@ -35,17 +35,17 @@ def check_record(record, file: Path) -> None:
                                f"{SCHEMA_PREFIX}{SUPPORTED}).", "Upgrade duge-lora (pip install -U duge-lora).")
     for key, kind in _TYPES.items():
         if record.get(key) is not None and not isinstance(record[key], kind):
-            raise bad(f"`{key}` is a {type(record[key]).__name__}")
+            raise bad(f"its {key!r} is a {type(record[key]).__name__}")
     req = record.get("request") or {}
     if req and not isinstance(req.get("concept"), str):
         raise bad("its request names no concept")
     for name in ("rank", "alpha"):
         value = (record.get("lora") or {}).get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise bad(f"`lora.{name}` is {value!r}, not a number")
+            raise bad(f"its lora {name} is {value!r}, not a number")
     fp = (record.get("base") or {}).get("fingerprint")
     if fp is not None and not isinstance(fp, str):
-        raise bad(f"`base.fingerprint` is {fp!r}, not a string")
+        raise bad(f"its base fingerprint is {fp!r}, not a string")
     for p in record.get("parents") or []:
         if not isinstance(p, dict) or not isinstance(p.get("order"), int) or not isinstance(p.get("sha256"), str):
             raise bad(f"a parent entry is {p!r} (it needs an integer order and a sha256)")

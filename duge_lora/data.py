@@ -14,12 +14,28 @@ from pathlib import Path
 import torch
 
 from .generate import Progress, generate
+from .errors import EnvironmentProblem
 from .io import atomic_path
 from .models import Base
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("DUGE_LORA_CACHE", Path.home() / ".cache" / "duge-lora"))
+
+
+def check_cache(cache: Path | None = None) -> Path:
+    """The data cache's folder, made if new; a cache that cannot be written (a file, read-only, full) is one clear
+    error before any data is generated, not after minutes of it."""
+    import tempfile
+
+    root = (cache or cache_root()) / "data"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=root).close()
+    except OSError as exc:
+        raise EnvironmentProblem(f"The data cache {root} cannot be written ({exc.strerror or exc}).",
+                                 "Point DUGE_LORA_CACHE at a folder you can write to.") from None
+    return root
 
 
 def data_key(fingerprint: str, parents: list[str], prompts: list[str], seed: int, sampler: dict) -> str:

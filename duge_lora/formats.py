@@ -142,6 +142,9 @@ def read_model(path: Path) -> tuple[dict[str, torch.Tensor], dict, str]:
     if file.suffix != ".safetensors":
         raise BadInput(f"{file} is not a safetensors file; duge-lora loads safetensors only.", "Pass a .safetensors file.")
     state, meta = read_safetensors(file)
+    bad = next((k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if bad is not None:
+        raise BadInput(f"{file} holds NaN or infinite values (in {bad}).", "Compose it again from its adapters.")
     if MANIFEST_KEY not in meta:
         raise BadInput(f"{path} has no duge-lora manifest, so it is not known which adapters it contains.",
                         "Remove adapters only from models written by `duge-lora compose`.")

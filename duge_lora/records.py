@@ -233,17 +233,29 @@ def _check_modules(adapters: list[Adapter], modules: list[str] | None) -> None:
                                "of a stack adapt the same projections.", option="targets")
 
 
+def _header(file: Path) -> dict:
+    """A safetensors file's header metadata, or {} for a file that is not one (its reader will say why)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), "pt") as f:
+            return f.metadata() or {}
+    except Exception:  # noqa: BLE001 - not a safetensors file: the reader chosen next says why, in one sentence
+        return {}
+
+
 def describe(path: Path) -> dict:
     """What a file is: an adapter (its request, lineage, shape) or a composed model (its manifest)."""
     from .formats import read_model
 
+    from .formats import MANIFEST_KEY, WEIGHTS_NAME
+
     if not path.exists():
         raise BadInput(f"{path} does not exist.", "Check the path.")
-    try:
-        a = resolve_adapter(path)
-    except AdapterError:
-        _, man, fmt = read_model(path)
+    if path.is_dir() and not (path / WEIGHTS_NAME).exists() or path.is_file() and MANIFEST_KEY in _header(path):
+        _, man, fmt = read_model(path)                 # a composed model: its errors name what is wrong with it
         return {"kind": "composed model", "path": str(path), "stored_as": fmt} | man
+    a = resolve_adapter(path)                          # an adapter: its errors name what is wrong with it
     r = a.record.to_dict()
     return {"kind": "adapter", "path": str(path), "concept": a.concept, "request": r.get("request"),
             "method": r.get("method") or None, "base": r.get("base"), "parents": r.get("parents", []),

@@ -25,6 +25,7 @@ from .adapter import LoraSpec, attach, factors, fingerprint, target_names
 from .card import adapter_card
 from .checkpoint import has_checkpoint, load_checkpoint, partial_dir, save_checkpoint
 from .compose import Item, apply_items
+from .data import check_cache
 from .errors import DugeError, TrainingStopped, param, signal_code
 from .formats import write_adapter_folder
 from .hooks import AttentionCapture
@@ -224,6 +225,7 @@ def train_adapter(base: Base, req: Request, parents: list[Adapter], cfg: TrainCo
     if cfg.method in CLOSED_FORM:
         from .uce import train_uce
         return train_uce(base, req, parents, cfg, output)
+    check_cache(cache)
     s = prepare(base, req, parents, cfg, cache, progress)
     ckpt, config_id = partial_dir(output), _config_id(cfg, req, parents, s.base_fp)
     start = load_checkpoint(ckpt, s.params, s.opt, s.gen, config_id) if resume and has_checkpoint(ckpt) else 0

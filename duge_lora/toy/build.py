@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from . import world
 from .judge import CLASSES, Judge, accuracy as judge_accuracy, labels_of, save_judge, to_tensor
 from .tokenizer import write_tokenizer
+from ..io import atomic_path
 
 Progress = Callable[[str, int, int, dict], None]
 
@@ -284,16 +284,12 @@ def build(out_dir: str | Path, work_dir: str | Path, cfg: BuildConfig = BuildCon
     unet, text, tokenizer = _unet_stage(work, vae, train_s, cfg, progress)
     report["seconds"]["unet"] = round(time.time() - t, 1)
     pipe = assemble_pipeline(unet, vae, text, tokenizer)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    # stored in fp16 to fit the 20 MB budget; load_base() casts back to fp32 (CPU has no fast fp16)
-    pipe.to(dtype=torch.float16).save_pretrained(tmp / "pipeline")
-    save_judge(judge, tmp / "judge")
     report["seconds"]["total"] = round(time.time() - t0, 1)
     report["sampler"] = {"guidance_scale": cfg.guidance_scale, "num_inference_steps": cfg.num_inference_steps}
     report["judge_classes"] = CLASSES
-    (tmp / "build.json").write_text(json.dumps(report, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with atomic_path(out) as tmp:           # the old build stays whole until the new one is complete (io.py)
+        # stored in fp16 to fit the 20 MB budget; load_base() casts back to fp32 (CPU has no fast fp16)
+        pipe.to(dtype=torch.float16).save_pretrained(tmp / "pipeline")
+        save_judge(judge, tmp / "judge")
+        (tmp / "build.json").write_text(json.dumps(report, indent=1))
     return report

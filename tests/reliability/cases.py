@@ -107,11 +107,11 @@ BAD_ADAPTERS = [
     ("random bytes as weights", lambda c: F.bytes_of(c.a1, c.bad, content=bytes(range(256)) * 8), "{bad}"),
     ("a header record that is not JSON", lambda c: F.adapter_with(c.a1, c.bad, header=lambda m: m.update(duge="{oops")), "{bad}"),
     ("LoRA metadata that is not JSON", lambda c: F.adapter_with(c.a1, c.bad, header=lambda m: m.update(lora_adapter_metadata="[")), "{bad}"),
-    ("a weight that is not a UNet LoRA", lambda c: F.adapter_with(c.a1, c.bad, tensors=F.extra_key), "text_encoder"),
+    ("a weight that is not a UNet LoRA", lambda c: F.adapter_with(c.a1, c.bad, tensors=F.extra_key), "{bad} text_encoder"),
     ("half of a factor pair missing", lambda c: F.adapter_with(c.a1, c.bad, tensors=F.drop_b), "{bad}"),
     ("factors of different ranks", lambda c: F.adapter_with(c.a1, c.bad, tensors=F.wrong_rank), "{bad}"),
     ("a factor of the wrong width for the base", lambda c: F.adapter_with(c.a1, c.bad, tensors=F.wrong_in_dim), "{bad}"),
-    ("a module the base does not have", lambda c: F.adapter_with(c.a1, c.bad, tensors=F.unknown_module), "down_blocks.9"),
+    ("a module the base does not have", lambda c: F.adapter_with(c.a1, c.bad, tensors=F.unknown_module), "{bad} down_blocks.9"),
     ("a NaN weight", lambda c: F.adapter_with(c.a1, c.bad, tensors=F.set_value(float("nan"))), "{bad}"),
     ("an infinite weight", lambda c: F.adapter_with(c.a1, c.bad, tensors=F.set_value(float("inf"))), "{bad}"),
     ("integer weights", lambda c: F.adapter_with(c.a1, c.bad, tensors=F.integers), "{bad}"),
@@ -128,15 +128,16 @@ USES = {
 }
 PER_USE = {"a truncated weights file", "a NaN weight", "a factor of the wrong width for the base",
            "a pickle (.bin) instead of safetensors", "a missing adapter folder"}
-for what, setup, ref in BAD_ADAPTERS:
+for what, setup, named in BAD_ADAPTERS:
+    ref, extra = named.split(" ")[0], named.split(" ")[1:]
     uses = USES if what in PER_USE else {"compose": USES["compose"][:1], "inspect": USES["inspect"]}
     for use, argvs in uses.items():
         if use == "inspect" and what in ("a composed model where an adapter is expected",
-                                         "a factor of the wrong width for the base"):
+                                         "a factor of the wrong width for the base", "a module the base does not have"):
             continue
         argv = [a.replace("{ref}", ref) for a in argvs[0]]
-        names = [] if "inspect" == use and what in ("a NaN weight", "an infinite weight") else [ref]
-        case("files", f"{use}: {what}", argv, BAD_FILE, names or [ref], setup)
+        names = [ref] + extra
+        case("files", f"{use}: {what}", argv, BAD_FILE, names, setup)
 case("files", "compose --remove from a truncated model", "compose {bad} --remove {a2} -o {t}/out.safetensors", BAD_FILE,
      "{bad}", lambda c: F.bytes_of(c.model, c.bad, keep=0.3))
 case("files", "compose --remove from a model without a manifest", "compose {bad} --remove {a2} -o {t}/out.safetensors",
@@ -147,8 +148,8 @@ case("files", "compose --remove with an adapter as the model", "compose {a1} --r
      BAD_FILE, "{a1}")
 case("files", "compose --remove from a pipeline without UNet weights",
      "compose {bad} --remove {a2} -o {t}/out", BAD_FILE, "{bad}", lambda c: c.bad.mkdir())
-case("files", "inspect a composed model with a NaN weight", "inspect {bad}", BAD_FILE, "{bad}",
-     lambda c: F.model_with_nan(c.model, c.bad))
+case("files", "compose --remove from a model with a NaN weight", "compose {t}/m.safetensors --remove {a2} -o "
+     "{t}/out.safetensors", BAD_FILE, ["{t}/m.safetensors", "NaN"], lambda c: F.model_with_nan(c.model, c.t / "m.safetensors"))
 case("files", "a stack.json that is not JSON", TRAIN + " --stack {bad}", BAD_FILE, "stack.json",
      lambda c: F.stack_of({"circle": c.a1}, c.bad, raw="{nope"))
 case("files", "a stack.json listing a missing member", TRAIN + " --stack {bad}", BAD_FILE, "ghost",
@@ -229,6 +230,12 @@ case("environment", "a --base Hub id with a cache that is a file", "sample circl
      ENVIRONMENT, "someone/model", lambda c: c.bad.write_text("x"), env={"HF_HUB_CACHE": "{bad}", "HF_HUB_OFFLINE": "1"})
 case("environment", "a bench cache folder under a file", "bench --quick -o {bad}/b", ENVIRONMENT, "{bad}",
      lambda c: c.bad.write_text("x"))
+
+case("environment", "a data cache that is a file", TRAIN, ENVIRONMENT, ["{bad}", "DUGE_LORA_CACHE"],
+     lambda c: c.bad.write_text("x"), env={"DUGE_LORA_CACHE": "{bad}"})
+case("files", "compose: finite factors whose sum overflows", "compose {bad} -o {t}/out.safetensors", FAILED,
+     ["verification", "{t}/out.safetensors.rejected"], lambda c: F.adapter_with(c.a1, c.bad, tensors=F.scaled(1e20)),
+     creates=["{t}/out.safetensors.rejected"])
 
 # ----------------------------------------------------------------------------- security
 case("security", "a stack.json member outside the stack (../)", TRAIN + " --stack {bad}", BAD_FILE, "../",

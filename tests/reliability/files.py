@@ -65,6 +65,12 @@ def set_value(value: float):
     return edit
 
 
+def scaled(factor: float):
+    def edit(t):
+        return {k: v * factor for k, v in t.items()}
+    return edit
+
+
 def drop_b(t):
     del t[first_key(t, "lora_B.weight")]
     return t
