@@ -97,9 +97,9 @@ def resolve_base(base: str) -> tuple[str, bool]:
 
 def load_base(base: str = "toy", device: str = "auto", dtype: torch.dtype | None = None) -> Base:
     """Load a StableDiffusionPipeline for a base reference on a device (fp32 on CPU, fp16 on GPU by default)."""
+    source, is_hub = resolve_base(base)         # a bad reference fails before diffusers is even imported
     from diffusers import StableDiffusionPipeline
 
-    source, is_hub = resolve_base(base)
     dev = pick_device(device)
     dtype = dtype or (torch.float16 if dev.type == "cuda" else torch.float32)
     kwargs = dict(dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)

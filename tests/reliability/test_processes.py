@@ -198,3 +198,27 @@ def test_interruptions_sigterm_stops_the_bench_and_its_workers(tmp_path):
             break
         time.sleep(0.1)
     assert not left.strip(), f"processes left behind: {left}"
+
+
+def test_security_a_hub_id_offline_fails_in_under_5_s(tmp_path):
+    """`--base org/model` offline with no cached copy: one sentence, exit 4, in under 5 seconds (process start included)."""
+    t0 = time.time()
+    proc = subprocess.run([BIN, "sample", "circle", "--base", "someone/no-such-model", "-o", str(tmp_path / "g.png")],
+                          capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 4 and "offline" in one_sentence(proc.stderr)
+    assert time.time() - t0 < 5
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_security_lineage_paths_are_data_never_opened(workspace, tmp_path, capsys):
+    """Parent paths in an adapter's record (../, absolute, a FIFO that would block any reader) are shown by
+    inspect and carried by compose, never opened."""
+    from . import files as F
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    evil = [{"order": 1, "concept": "circle", "sha256": "0" * 64, "path": p} for p in ("../../../etc/shadow", str(fifo))]
+    bad = F.adapter_with(workspace.a2, tmp_path / "red", record=lambda r: r.update(parents=evil))
+    assert main(["inspect", str(bad), "--json"]) == 0
+    assert [p["path"] for p in json.loads(capsys.readouterr().out)["parents"]] == ["../../../etc/shadow", str(fifo)]
+    assert main(["compose", str(bad), "-o", str(tmp_path / "m.safetensors"), "--no-verify", "--json"]) == 0
