@@ -181,6 +181,20 @@ def base_folder(source: str) -> Path:
     return Path(snapshot_download(source, allow_patterns=["*.json", "*.txt", "*.safetensors"]))
 
 
+def load_text_encoder_in_fp32(folder: Path) -> None:
+    """Make a bare `StableDiffusionPipeline.from_pretrained(folder)` work: diffusers loads the UNet in float32, while
+    transformers 5 keeps a text encoder's stored dtype, so an fp16 text encoder fails at the first generation.
+    Its config's dtype is set to float32 (the weights stay as they are; transformers casts them on load)."""
+    config = folder / "text_encoder" / "config.json"
+    if not config.exists():
+        return
+    data = json.loads(config.read_text())
+    for key in ("dtype", "torch_dtype"):
+        if data.get(key) in ("float16", "bfloat16"):
+            data[key] = "float32"
+    config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
 def manifest_path(output: Path) -> Path:
     """Where the JSON copy of a manifest goes: inside a folder, or beside a file (model.manifest.json)."""
     return output / MANIFEST_FILE if output.is_dir() or not output.suffix else output.with_suffix(".manifest.json")
@@ -208,6 +222,7 @@ def write_composed(output: Path, manifest: dict, *, factors: Factors | None = No
             else:
                 shutil.copytree(base, tmp, ignore=shutil.ignore_patterns("*.bin", "*.ckpt", ".cache"))
                 save_file(unet, str(tmp / UNET_WEIGHTS), metadata=header)
+                load_text_encoder_in_fp32(tmp)
                 (tmp / MANIFEST_FILE).write_text(text)
     if fmt != "pipeline":
         with atomic_path(manifest_path(output)) as tmp:

@@ -289,7 +289,9 @@ def build(out_dir: str | Path, work_dir: str | Path, cfg: BuildConfig = BuildCon
     report["judge_classes"] = CLASSES
     with atomic_path(out) as tmp:           # the old build stays whole until the new one is complete (io.py)
         # stored in fp16 to fit the 20 MB budget; load_base() casts back to fp32 (CPU has no fast fp16)
-        pipe.to(dtype=torch.float16).save_pretrained(tmp / "pipeline")
+        pipe.to(dtype=torch.float16)
+        pipe.text_encoder.to(torch.float32)  # a bare from_pretrained loads it as stored and the UNet in fp32: agree
+        pipe.save_pretrained(tmp / "pipeline")
         save_judge(judge, tmp / "judge")
         (tmp / "build.json").write_text(json.dumps(report, indent=1))
     return report
