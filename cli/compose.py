@@ -26,6 +26,8 @@ Examples:
 
   duge-lora compose erase-circle erase-red --method cat --format lora -o stack-lora.safetensors
 
+  duge-lora compose erase-circle erase-red --format kohya -o erase-for-a1111.safetensors
+
   duge-lora compose model.safetensors --remove erase-red -o model-without-red.safetensors
 """
 
@@ -36,7 +38,7 @@ def compose_command(
     base: BaseOpt = "toy",
     method: Annotated[str, typer.Option("--method", help=f"{' | '.join(METHODS)}: merge the exact sum, one LoRA of summed rank, or the sum truncated to --rank.")] = METHODS[0],
     rank: Annotated[Optional[int], typer.Option("--rank", help="Rank budget for --method svd.")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help=f"{', '.join(FORMATS)}: a merged UNet state dict, a diffusers folder, or one LoRA (default: unet for *.safetensors, else pipeline).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help=f"{', '.join(FORMATS)}: a merged UNet state dict, a diffusers folder, one LoRA (diffusers/peft keys), or one LoRA in the kohya layout that AUTOMATIC1111, ComfyUI and Forge read (default: unet for *.safetensors, else pipeline).")] = None,
     remove: Annotated[Optional[str], typer.Option("--remove", help="Subtract this adapter from the composed model given as the argument.")] = None,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check the output against the live stack on probe inputs (and, on the toy base, with the judge).")] = True,
     overwrite: OverwriteOpt = False,

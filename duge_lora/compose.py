@@ -22,7 +22,7 @@ from . import __version__
 from .errors import BadInput, DugeError, UsageError, VerificationFailed, param
 from .adapter import file_fingerprint
 from .adapter_checks import check_fit
-from .formats import UNET_WEIGHTS, base_folder, read_model, unet_shapes, write_composed
+from .formats import FACTOR_FORMATS, UNET_WEIGHTS, base_folder, read_model, unet_shapes, write_composed
 from .io import check_paths, publish, stage_folder
 from .merge import Part, add_delta, cat_factors, low_rank, merge_deltas, relative_error, summed_delta
 from .records import Adapter, check_lineage, parse_weighted, resolve_adapter
@@ -116,11 +116,11 @@ def compose(items: list[Item], method: str = "sum", fmt: str = "unet", rank: int
     rel, factors = None, {}
     if method == "svd":
         factors, rel = _svd(items, rank, device)
-    elif method == "cat" or fmt == "lora":          # a sum written as one LoRA is exactly the cat
+    elif method == "cat" or fmt in FACTOR_FORMATS:  # a sum written as one LoRA is exactly the cat
         factors = {m: cat_factors([i.part(m) for i in items]) for m in modules}
     comp = Composition(manifest(items, method, fmt, {"relative_error": rel} if rel is not None else None),
                        relative_error=rel, warnings=warnings)
-    if fmt == "lora":
+    if fmt in FACTOR_FORMATS:
         comp.factors = factors
     elif factors:
         comp.deltas = {m: summed_delta([(a, b, 1.0)], device) for m, (a, b) in factors.items()}
@@ -146,7 +146,7 @@ def write_output(comp: Composition, source: str, output: Path, state: dict | Non
     """Write a composition in its format; `state` (read from the file `like`) replaces the base UNet (for remove)."""
     from safetensors.torch import load_file
 
-    if comp.manifest["output_format"] == "lora":
+    if comp.manifest["output_format"] in FACTOR_FORMATS:
         write_composed(output, comp.manifest, factors=comp.factors)
         return
     folder = base_folder(source)
@@ -219,7 +219,7 @@ def compose_adapters(adapters: list[str], output: str | Path, base: str = "toy",
         result.seconds = round(time.time() - t0, 3)
         if verify:
             result.verification = verify_output(base, items, stage / output.name, fmt, device, judge, progress)
-            _reject(result.verification.problem(), stage, output)
+            _reject(result.verification.problem(exact=method != "svd"), stage, output)
         publish(stage, output)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

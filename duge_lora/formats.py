@@ -26,7 +26,8 @@ CARD_NAME = "README.md"
 MANIFEST_KEY = "duge_manifest"
 MANIFEST_FILE = "duge_manifest.json"
 UNET_WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
-FORMATS = ("unet", "pipeline", "lora")
+FORMATS = ("unet", "pipeline", "lora", "kohya")
+FACTOR_FORMATS = ("lora", "kohya")      # formats that store LoRA factors, not merged weights
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _PARTS = ("A", "B")
 Factors = dict[str, tuple[torch.Tensor, torch.Tensor]]
@@ -67,6 +68,25 @@ def decode_factors(tensors: dict[str, torch.Tensor], where: Path) -> Factors:
     if not pairs or any(a is None or b is None for a, b in pairs.values()):
         raise AdapterError(f"{where} has no complete LoRA factor pairs.", "It may be corrupt; train it again.")
     return {k: (v[0], v[1]) for k, v in pairs.items()}
+
+
+def kohya_key(module: str) -> str:
+    """kohya sd-scripts' name of a UNet module (diffusers naming, dots as underscores), as A1111, ComfyUI and
+    diffusers' own kohya conversion read it: down_blocks.0...attn2.to_k -> lora_unet_down_blocks_0_..._attn2_to_k."""
+    return "lora_unet_" + module.replace(".", "_")
+
+
+def encode_kohya(factors: Factors) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """module -> (A, B)  =>  the kohya LoRA layout: `lora_down.weight` = A, `lora_up.weight` = B, `alpha` = rank
+    (kohya applies alpha / rank, so 1: the scaling is already in B), plus the `ss_*` header its readers show."""
+    out = {}
+    for module, (a, b) in sorted(factors.items()):
+        key = kohya_key(module)
+        out[f"{key}.lora_down.weight"] = a.detach().to("cpu", torch.float32).contiguous()
+        out[f"{key}.lora_up.weight"] = b.detach().to("cpu", torch.float32).contiguous()
+        out[f"{key}.alpha"] = torch.tensor(float(a.shape[0]))
+    rank = max(a.shape[0] for a, _ in factors.values())
+    return out, {"ss_network_module": "networks.lora", "ss_network_dim": str(rank), "ss_network_alpha": str(rank)}
 
 
 def lora_metadata(spec: LoraSpec) -> str:
@@ -214,6 +234,9 @@ def write_composed(output: Path, manifest: dict, *, factors: Factors | None = No
         if fmt == "lora":
             header["lora_adapter_metadata"] = lora_metadata(spec_of(factors))
             save_file(encode_factors(factors), str(tmp), metadata=header)
+        elif fmt == "kohya":
+            tensors, meta = encode_kohya(factors)
+            save_file(tensors, str(tmp), metadata=header | meta)
         else:
             unet = {k: v.to("cpu").contiguous() for k, v in unet.items()}
             header = aligned_metadata(unet, header, MANIFEST_KEY, like or base / UNET_WEIGHTS)

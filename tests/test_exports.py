@@ -1,0 +1,60 @@
+"""Exports read by other tools: compose --format kohya, loaded by diffusers' own kohya conversion and by a second
+real loader (lycoris-lora, which reads kohya sd-scripts files), each equal to the live stack within 1e-5."""
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from duge_lora.models import load_base
+from duge_lora.verify import composed_unet, live_stack, probe
+from duge_lora_cli.main import main
+
+ROOT = Path(__file__).parent.parent
+STACK = [str(ROOT / "adapters/toy/circle"), f"{ROOT / 'adapters/toy/red'}:0.5"]
+
+
+@pytest.fixture(scope="module")
+def kohya_file(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("kohya") / "erase.safetensors"
+    assert main(["compose", *STACK, "--format", "kohya", "-o", str(out), "--no-verify", "--json"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def stack_probe():
+    live = load_base("toy", "cpu")
+    live_stack(live, [s.split(":")[0] for s in STACK], [1.0, 0.5])
+    return probe(live.pipe.unet), probe(load_base("toy", "cpu").pipe.unet)
+
+
+def test_kohya_layout(kohya_file):
+    with safe_open(str(kohya_file), "pt") as f:
+        keys, meta = list(f.keys()), f.metadata()
+    assert keys and all(k.startswith("lora_unet_") and k.endswith((".lora_down.weight", ".lora_up.weight", ".alpha"))
+                        for k in keys)
+    assert any("_attn2_to_k.lora_down.weight" in k for k in keys)
+    assert meta["ss_network_module"] == "networks.lora" and "duge_manifest" in meta
+
+
+def test_kohya_file_through_diffusers_equals_the_stack(kohya_file, stack_probe):
+    ref, base = stack_probe
+    got = probe(composed_unet(kohya_file, "kohya", str(ROOT / "duge_lora/toy/assets/pipeline"), "cpu"))
+    assert float((got - ref).abs().max()) < 1e-5 < float((ref - base).abs().max())
+
+
+def test_kohya_file_through_lycoris_equals_the_stack(kohya_file, stack_probe, monkeypatch):
+    import lycoris.kohya as lycoris         # a test dependency (pyproject's `test` extra): this test always runs
+    net_cls = lycoris.LycorisNetworkKohya
+    # lycoris's default targets give the diffusers UNet's time embedding two names (an assertion): target the
+    # attention blocks, where the adapters are
+    for attr, value in (("UNET_TARGET_REPLACE_MODULE", ["Transformer2DModel"]), ("UNET_TARGET_REPLACE_NAME", []),
+                        ("TEXT_ENCODER_TARGET_REPLACE_MODULE", [])):
+        monkeypatch.setattr(net_cls, attr, value)
+    base = load_base("toy", "cpu")
+    net, sd = lycoris.create_network_from_weights(1.0, str(kohya_file), None, base.pipe.text_encoder, base.pipe.unet,
+                                                  for_inference=True)
+    net.apply_to(base.pipe.text_encoder, base.pipe.unet, apply_text_encoder=False, apply_unet=True)
+    assert not net.load_state_dict(sd, strict=False).unexpected_keys
+    assert len(net.unet_loras) == len({k.split(".")[0] for k in sd})
+    ref, _ = stack_probe
+    assert float((probe(base.pipe.unet) - ref).abs().max()) < 1e-5
