@@ -38,7 +38,7 @@ def compose_command(
     base: BaseOpt = "toy",
     method: Annotated[str, typer.Option("--method", help=f"{' | '.join(METHODS)}: merge the exact sum, one LoRA of summed rank, or the sum truncated to --rank.")] = METHODS[0],
     rank: Annotated[Optional[int], typer.Option("--rank", help="Rank budget for --method svd.")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help=f"{', '.join(FORMATS)}: a merged UNet state dict, a diffusers folder, one LoRA (diffusers/peft keys), or one LoRA in the kohya layout that AUTOMATIC1111, ComfyUI and Forge read (default: unet for *.safetensors, else pipeline).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help=f"{', '.join(FORMATS)}: a merged UNet state dict, a diffusers folder, one LoRA (diffusers/peft keys), one LoRA in the kohya layout that AUTOMATIC1111, ComfyUI and Forge read, or the merged model as one original-layout SD checkpoint (default: unet for *.safetensors, else pipeline).")] = None,
     remove: Annotated[Optional[str], typer.Option("--remove", help="Subtract this adapter from the composed model given as the argument.")] = None,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check the output against the live stack on probe inputs (and, on the toy base, with the judge).")] = True,
     overwrite: OverwriteOpt = False,

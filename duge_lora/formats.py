@@ -26,7 +26,7 @@ CARD_NAME = "README.md"
 MANIFEST_KEY = "duge_manifest"
 MANIFEST_FILE = "duge_manifest.json"
 UNET_WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
-FORMATS = ("unet", "pipeline", "lora", "kohya")
+FORMATS = ("unet", "pipeline", "lora", "kohya", "single-file")
 FACTOR_FORMATS = ("lora", "kohya")      # formats that store LoRA factors, not merged weights
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _PARTS = ("A", "B")
@@ -242,6 +242,9 @@ def write_composed(output: Path, manifest: dict, *, factors: Factors | None = No
             header = aligned_metadata(unet, header, MANIFEST_KEY, like or base / UNET_WEIGHTS)
             if fmt == "unet":
                 save_file(unet, str(tmp), metadata=header)
+            elif fmt == "single-file":
+                from .single_file import from_folder
+                save_file(from_folder(base, unet), str(tmp), metadata={k: v.rstrip() for k, v in header.items()})
             else:
                 shutil.copytree(base, tmp, ignore=shutil.ignore_patterns("*.bin", "*.ckpt", ".cache"))
                 save_file(unet, str(tmp / UNET_WEIGHTS), metadata=header)

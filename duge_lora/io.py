@@ -81,8 +81,19 @@ def check_paths(output: str | Path, inputs: list) -> None:
                              "Write to another path; an output can never be one of the inputs.", option="output")
 
 
+def _usual_modes(src: Path) -> None:
+    """Give a finished output the permissions of any new file (0644 / 0755 under the usual umask): some writers
+    (safetensors, mkdtemp) create 0600 / 0700, which other users and tools could not read."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in [src, *src.rglob("*")] if src.is_dir() else [src]:
+        if not p.is_symlink():
+            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+
+
 def swap_in(src: Path, path: Path) -> None:
     """Move a finished file or folder `src` to `path` (see the module doc: a folder goes through an aside)."""
+    _usual_modes(src)
     if path.is_dir() and not path.is_symlink():
         aside = _aside(path)
         shutil.rmtree(aside, ignore_errors=True)

@@ -58,6 +58,10 @@ def composed_unet(output: Path, fmt: str, base_source: str, device: torch.device
     if fmt == "pipeline":
         return UNet2DConditionModel.from_pretrained(str(output / "unet"), dtype=torch.float32).to(device)
     folder = base_folder(base_source)
+    if fmt == "single-file":                                        # as A1111-style files are loaded in diffusers
+        pipe = StableDiffusionPipeline.from_single_file(str(output), config=str(folder), dtype=torch.float32,
+                                                        local_files_only=True)
+        return pipe.unet.to(device)
     if fmt == "unet":
         unet = UNet2DConditionModel.from_pretrained(str(folder / "unet"), dtype=torch.float32)
         unet.load_state_dict({k: v.float() for k, v in load_file(str(output)).items()})
@@ -74,6 +78,7 @@ class Verification:
     max_abs_diff: float
     judge: dict | None = None
     tolerance: float = 1e-3           # float32 sums differ by ~1e-5; a half-precision device by more
+    error: str | None = None          # why diffusers could not load the output back, if it could not
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -81,6 +86,8 @@ class Verification:
     def problem(self, exact: bool = True) -> str | None:
         """Why the composed model is not the stack it claims to be, or None when it is (`exact`=False for an svd
         truncation, which differs from the stack by design: then only non-finite values are a problem)."""
+        if self.error:
+            return f"diffusers could not load it back ({self.error})"
         if not math.isfinite(self.max_abs_diff):
             return "the composed model computes NaN or infinite values"
         if exact and self.max_abs_diff > self.tolerance:
@@ -97,7 +104,10 @@ def verify_output(base: str, adapters: list, output: Path, fmt: str, device: tor
 
     live = load_base(base, str(device))
     live_stack(live, [str(i.adapter.path) for i in adapters], [i.weight for i in adapters])
-    composed = composed_unet(output, fmt, live.source, device)
+    try:
+        composed = composed_unet(output, fmt, live.source, device)
+    except Exception as exc:  # noqa: BLE001 - any loader failure means the file does not work where it is meant to
+        return Verification(math.inf, error=str(exc).splitlines()[0])
     got = probe(composed)
     diff = float((got - probe(live.pipe.unet)).abs().max()) if torch.isfinite(got).all() else math.inf
     result = Verification(diff, tolerance=1e-3 if live.pipe.unet.dtype == torch.float32 else 2e-2)

@@ -58,3 +58,24 @@ def test_kohya_file_through_lycoris_equals_the_stack(kohya_file, stack_probe, mo
     assert len(net.unet_loras) == len({k.split(".")[0] for k in sd})
     ref, _ = stack_probe
     assert float((probe(base.pipe.unet) - ref).abs().max()) < 1e-5
+
+
+def test_single_file_generates_the_images_of_the_composed_pipeline(tmp_path):
+    """compose --format single-file, loaded with from_single_file(path, config=<pipeline folder>) offline, draws
+    the same images as the composed pipeline folder (same seed) within 1e-5."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    folder, single = tmp_path / "unlearned", tmp_path / "unlearned.safetensors"
+    for fmt, out in (("pipeline", folder), ("single-file", single)):
+        assert main(["compose", *STACK, "--format", fmt, "-o", str(out), "--no-verify", "--json"]) == 0
+    with safe_open(str(single), "pt") as f:
+        keys = list(f.keys())
+    assert any(k.startswith("model.diffusion_model.input_blocks.") for k in keys)
+    assert any(k.startswith("first_stage_model.") for k in keys) and any(k.startswith("cond_stage_model.") for k in keys)
+    pipes = [StableDiffusionPipeline.from_pretrained(str(folder), dtype=torch.float32),
+             StableDiffusionPipeline.from_single_file(str(single), config=str(folder), dtype=torch.float32,
+                                                      local_files_only=True)]
+    images = [p("a red circle", num_inference_steps=5, generator=torch.Generator().manual_seed(0), output_type="np").images
+              for p in pipes]
+    assert images[0].std() > 0 and abs(images[0] - images[1]).max() < 1e-5
