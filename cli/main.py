@@ -15,6 +15,7 @@ from .bench import bench_command
 from .compose import compose_command, inspect_command
 from .errors import handle
 from .evaluate import eval_command
+from .hub import pull_command, push_command
 from .sample import sample
 from .train import train
 from .variadic import make_variadic
@@ -27,6 +28,8 @@ app.command("train")(train)
 app.command("compose")(compose_command)
 app.command("inspect")(inspect_command)
 app.command("bench")(bench_command)
+app.command("push")(push_command)
+app.command("pull")(pull_command)
 app.add_typer(toy.app, name="toy")
 
 

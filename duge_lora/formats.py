@@ -112,13 +112,21 @@ def read_safetensors(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
                            "It may be truncated or corrupt; train or download it again.") from exc
 
 
+def _own_places(folder: Path) -> tuple[Path, ...]:
+    """Where an adapter folder's files may really live: in the folder, or, for a snapshot in the Hugging Face cache
+    (models--u--n/snapshots/<sha>/), in that repo's blobs/ folder, as the cache stores them."""
+    folder = folder.resolve()
+    blobs = folder.parent.parent / "blobs"
+    return (folder, blobs) if folder.parent.name == "snapshots" else (folder,)
+
+
 def adapter_weights_file(path: Path) -> Path:
     """The weights file of an adapter folder (or the file itself); missing is a clear AdapterError."""
     file = path / WEIGHTS_NAME if path.is_dir() else path
     if not file.exists():
         raise AdapterError(f"No adapter at {file}.",
                            "Pass a folder written by `duge-lora train` (it holds pytorch_lora_weights.safetensors).")
-    if path.is_dir() and file.is_symlink() and file.resolve().parent != path.resolve():
+    if path.is_dir() and file.is_symlink() and file.resolve().parent not in _own_places(path):
         raise AdapterError(f"{file} is a symlink out of its adapter folder (to {file.resolve()}); duge-lora does not "
                            "follow it.", "Copy the real file into the folder.")
     if not file.is_file():

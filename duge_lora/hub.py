@@ -1,0 +1,128 @@
+"""Adapters on the Hugging Face Hub: push a folder with a generated model card, pull one back and verify it.
+
+Everything goes through huggingface_hub (HfApi.create_repo / upload_folder, snapshot_download, ModelCard); the
+endpoint is read from HF_ENDPOINT at each call, so a test can point it at a local server. A pushed card records
+the sha256 of the weights file; a pull checks the downloaded file against it (and the adapter against its own
+record: adapter_checks) before anything is written where the user asked.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import AdapterError, BadInput, EnvironmentProblem, UsageError, param
+from .formats import WEIGHTS_NAME
+from .io import atomic_path
+from .records import file_sha256, resolve_adapter
+
+TAGS = ["duge-lora", "concept-erasure", "lora", "diffusers", "stable-diffusion"]
+
+
+def endpoint() -> str | None:
+    return os.environ.get("HF_ENDPOINT") or None
+
+
+def cache_dir() -> str | None:
+    return os.environ.get("HF_HUB_CACHE") or None
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """'user/name[@revision]' -> (repo id, revision or None)."""
+    repo, _, rev = ref.partition("@")
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise UsageError(f"{ref!r} is not a Hub repo id like user/name[@revision].", "Write it like you/erase-circle.",
+                         option="repo")
+    return repo, rev or None
+
+
+def card_text(folder: Path, sha: str) -> str:
+    """The Hub model card: ModelCardData (base model, library, license, tags, our figures) and the adapter's own card."""
+    from huggingface_hub import ModelCard
+
+    a = resolve_adapter(folder)
+    req = a.record.request
+    own = folder / "README.md"
+    card = ModelCard(own.read_text() if own.exists() else f"---\n---\n# erase {a.concept}\n")
+    data = card.data
+    data.library_name, data.license = "diffusers", data.license or "openrail"
+    data.tags = list(dict.fromkeys([*(data.tags or []), *TAGS, *([f"erases-{req.concept}"] if req else [])]))
+    if "/" in (a.record.base.name or ""):
+        data.base_model = a.record.base.name
+    data.duge_lora = {"concept": a.concept, "anchor": req.anchor if req else None,
+                      "preserve": list(req.preserve) if req else [], "weights_sha256": sha,
+                      "base_fingerprint": a.record.base.fingerprint,
+                      "parents": [{"concept": p.concept, "sha256": p.sha256, "path": p.path} for p in a.record.parents]}
+    return str(card)
+
+
+def push(folder: Path, repo: str, *, token: str | None = None, private: bool = False, revision: str | None = None) -> str:
+    """Upload an adapter folder to `repo` (created if new) with its Hub card; returns the commit URL."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    folder = Path(folder)
+    resolve_adapter(folder)                                        # only a valid adapter leaves this machine
+    api = HfApi(endpoint=endpoint(), token=token)
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / "adapter"
+        shutil.copytree(folder, staged)
+        (staged / "README.md").write_text(card_text(folder, file_sha256(folder / WEIGHTS_NAME)))
+        try:
+            api.create_repo(repo, private=private, exist_ok=True)
+            info = api.upload_folder(repo_id=repo, folder_path=staged, revision=revision,
+                                     commit_message=f"duge-lora: erase {resolve_adapter(folder).concept}")
+        except HfHubHTTPError as exc:
+            raise _hub_error(exc, repo) from None
+    return info.commit_url
+
+
+def pull(ref: str, output: Path, *, token: str | None = None) -> Path:
+    """Download `user/name[@rev]` into `output` (atomically), after checking its weights against the card's sha256
+    and the adapter against its record. Offline (HF_HUB_OFFLINE=1) it comes from the Hugging Face cache."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    repo, rev = parse_ref(ref)
+    try:
+        snap = Path(snapshot_download(repo, revision=rev, token=token, endpoint=endpoint(), cache_dir=cache_dir(),
+                                      allow_patterns=["*.safetensors", "*.json", "*.md"]))
+    except LocalEntryNotFoundError:
+        raise EnvironmentProblem(f"{ref} is not in the Hugging Face cache, and this machine is offline "
+                                 "(HF_HUB_OFFLINE=1) or cannot reach the Hub.", "Pull it once while online.") from None
+    except HfHubHTTPError as exc:
+        raise _hub_error(exc, repo, rev) from None
+    if not (snap / WEIGHTS_NAME).exists():
+        raise BadInput(f"{ref} holds no {WEIGHTS_NAME} (pickle files are never downloaded).",
+                       "Pull a repo pushed by `duge-lora push`.")
+    _check_sha(snap, ref)
+    resolve_adapter(snap)
+    with atomic_path(output) as tmp:
+        shutil.copytree(snap, tmp, ignore=shutil.ignore_patterns(".cache"))
+    return output
+
+
+def _check_sha(snap: Path, ref: str) -> None:
+    from huggingface_hub import ModelCard
+
+    meta = ModelCard.load(snap / "README.md").data.to_dict() if (snap / "README.md").exists() else {}
+    want = (meta.get("duge_lora") or {}).get("weights_sha256")
+    got = file_sha256(snap / WEIGHTS_NAME)
+    if want and want != got:
+        raise AdapterError(f"The weights pulled from {ref} do not match the sha256 in its card ({got[:12]}... vs "
+                           f"{want[:12]}...).", "They were changed after the push or damaged on the way; pull again.")
+
+
+def _hub_error(exc, repo: str, rev: str | None = None) -> Exception:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status == 401:
+        return EnvironmentProblem(f"The Hub refused the token for {repo} (401).",
+                                  f"Pass a write token with {param('token')}, or log in with `hf auth login`.",
+                                  option="token")
+    if status == 404:
+        what = f"revision {rev!r} of {repo}" if rev else repo
+        return BadInput(f"The Hub has no {what} (or it is private to another account).",
+                        "Check the id and revision, and the token for a private repo.")
+    return EnvironmentProblem(f"The Hub failed for {repo} ({status}: {str(exc).splitlines()[0]}).",
+                              "Nothing was changed here; rerun the same command.")

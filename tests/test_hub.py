@@ -1,0 +1,88 @@
+"""The Hub round trip with the real huggingface_hub client against a small Hub on 127.0.0.1 (hub_server.py):
+push with a card, pull on a clean cache, pull again offline from the cache, and the error paths."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from huggingface_hub import constants
+
+from duge_lora_cli.main import main
+
+from hub_server import serve
+
+ROOT = Path(__file__).parent.parent
+CIRCLE = ROOT / "adapters" / "toy" / "circle"
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """A fresh local Hub, the client pointed at it and online, with an empty cache of its own."""
+    server, state, endpoint = serve()
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    yield state
+    server.shutdown()
+
+
+def run(args, capsys):
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_push_then_pull_on_a_clean_cache_then_offline(hub, tmp_path, capsys, monkeypatch):
+    code, out, err = run(["push", str(CIRCLE), "--repo", "tester/erase-circle", "--token", hub.token, "--json"], capsys)
+    assert code == 0, err
+    assert "/tester/erase-circle/commit/" in json.loads(out)["commit_url"]
+    code, out, err = run(["pull", "tester/erase-circle", "-o", str(tmp_path / "pulled"), "--json"], capsys)
+    assert code == 0, err
+    pulled = tmp_path / "pulled"
+    assert (pulled / "pytorch_lora_weights.safetensors").read_bytes() == (CIRCLE / "pytorch_lora_weights.safetensors").read_bytes()
+    card = (pulled / "README.md").read_text()
+    assert card.startswith("---") and "duge-lora" in card and "weights_sha256" in card and card.count("\n---\n") == 1
+    # the pulled folder is an adapter like any other: compose it
+    assert main(["compose", str(pulled), "-o", str(tmp_path / "m.safetensors"), "--no-verify", "--json"]) == 0
+    capsys.readouterr()
+    # offline, from the cache; and with nothing cached, one sentence
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["pull", "tester/erase-circle", "-o", str(tmp_path / "again"), "--json"]) == 0
+    assert (tmp_path / "again" / "pytorch_lora_weights.safetensors").exists()
+    code, _, err = run(["pull", "tester/never-pushed", "-o", str(tmp_path / "none")], capsys)
+    assert code == 4 and "offline" in err and "Traceback" not in err and not (tmp_path / "none").exists()
+
+
+def test_hub_error_paths_are_one_sentence(hub, tmp_path, capsys, monkeypatch):
+    import huggingface_hub.utils._http as http
+    monkeypatch.setattr(http.time, "sleep", lambda s: None)      # the client's retries, without their waits
+    # a rejected token
+    code, _, err = run(["push", str(CIRCLE), "--repo", "tester/x", "--token", "wrong"], capsys)
+    assert code == 4 and "token" in err and "Traceback" not in err
+    # a repo, and a revision, that do not exist
+    code, _, err = run(["pull", "tester/missing", "-o", str(tmp_path / "a")], capsys)
+    assert code == 3 and "tester/missing" in err
+    assert main(["push", str(CIRCLE), "--repo", "tester/erase-circle", "--token", hub.token, "--json"]) == 0
+    capsys.readouterr()
+    code, _, err = run(["pull", "tester/erase-circle@nope", "-o", str(tmp_path / "b")], capsys)
+    assert code == 3 and "nope" in err
+    # a failure in the middle of an upload: nothing changed on the Hub, the same command then completes
+    hub.fail_next, hub.failures = "commit", 100
+    code, _, err = run(["push", str(ROOT / "adapters/toy/red"), "--repo", "tester/erase-red", "--token", hub.token], capsys)
+    assert code == 4 and "rerun" in err
+    hub.failures = 0
+    assert main(["push", str(ROOT / "adapters/toy/red"), "--repo", "tester/erase-red", "--token", hub.token, "--json"]) == 0
+    # a file changed on the Hub after the push: the sha256 in the card does not match, nothing is written
+    oid, files = hub.files("tester/erase-circle", "main")
+    files["pytorch_lora_weights.safetensors"] = (ROOT / "adapters/toy/red/pytorch_lora_weights.safetensors").read_bytes()
+    code, _, err = run(["pull", "tester/erase-circle", "-o", str(tmp_path / "c")], capsys)
+    assert code == 3 and "sha256" in err and not (tmp_path / "c").exists()
+    # an existing output is not replaced without --overwrite
+    (tmp_path / "d").mkdir()
+    code, _, err = run(["pull", "tester/erase-red", "-o", str(tmp_path / "d")], capsys)
+    assert code == 4 and "--overwrite" in err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
