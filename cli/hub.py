@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from duge_lora.hub import parse_ref, pull, push
+from duge_lora.hub import parse_ref, pull, push, search
 from duge_lora.io import check_output
 
 from .common import JsonOpt, OverwriteOpt
@@ -48,3 +48,32 @@ def pull_command(
     out = check_output(output or Path(repo.split("/")[1]), overwrite, folder=True)
     pull(ref, out, token=token)
     Output(json_).show({"repo": ref, "output": str(out)}, f"pulled {ref} into {out}")
+
+
+app = typer.Typer(help="The duge-lora adapters on the Hugging Face Hub.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_command(
+    concept: Annotated[Optional[str], typer.Option("--concept", help="Only adapters that erase this concept.")] = None,
+    base: Annotated[Optional[str], typer.Option("--base", help="Only adapters for this base: 'toy', a local folder, or a base fingerprint.")] = None,
+    token: TokenOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List the duge-lora adapters on the Hub (by their tags), optionally for one concept and one base.
+
+    Example: duge-lora hub list --base toy --concept circle
+    """
+    found = search(concept, _fingerprint(base), token)
+    Output(json_).show({"adapters": found}, "\n".join(m["id"] for m in found) or "no duge-lora adapters found")
+
+
+def _fingerprint(base: str | None) -> str | None:
+    """A base's fingerprint: given as one, or read from a local base's UNet file."""
+    if base is None or (len(base) == 16 and all(c in "0123456789abcdef" for c in base)):
+        return base
+    from duge_lora.adapter import file_fingerprint
+    from duge_lora.formats import UNET_WEIGHTS
+    from duge_lora.models import resolve_base
+
+    return file_fingerprint(Path(resolve_base(base)[0]) / UNET_WEIGHTS)

@@ -15,6 +15,7 @@ from .bench import bench_command
 from .compose import compose_command, inspect_command
 from .errors import handle
 from .evaluate import eval_command
+from .hub import app as hub_app
 from .hub import pull_command, push_command
 from .sample import sample
 from .train import train
@@ -31,6 +32,7 @@ app.command("bench")(bench_command)
 app.command("push")(push_command)
 app.command("pull")(pull_command)
 app.add_typer(toy.app, name="toy")
+app.add_typer(hub_app, name="hub")
 
 
 def _quiet_libraries() -> None:

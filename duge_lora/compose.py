@@ -64,7 +64,7 @@ def manifest(items: list[Item], method: str, fmt: str, extra: dict | None = None
         "output_format": fmt,
         "base": {"fingerprint": fp, "name": base.name, "source": base.source},
         "adapters": [{"order": k + 1, "concept": i.adapter.concept, "sha256": i.adapter.sha256, "weight": i.weight,
-                      "path": str(i.adapter.path), "rank": i.adapter.spec.rank} for k, i in enumerate(items)],
+                      "path": i.adapter.ref, "rank": i.adapter.spec.rank} for k, i in enumerate(items)],
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     } | (extra or {})
 

@@ -47,7 +47,8 @@ def card_text(folder: Path, sha: str) -> str:
     card = ModelCard(own.read_text() if own.exists() else f"---\n---\n# erase {a.concept}\n")
     data = card.data
     data.library_name, data.license = "diffusers", data.license or "openrail"
-    data.tags = list(dict.fromkeys([*(data.tags or []), *TAGS, *([f"erases-{req.concept}"] if req else [])]))
+    data.tags = list(dict.fromkeys([*(data.tags or []), *TAGS, *([f"erases-{req.concept}"] if req else []),
+                                    *([f"duge-base-{a.record.base.fingerprint}"] if a.record.base.fingerprint else [])]))
     if "/" in (a.record.base.name or ""):
         data.base_model = a.record.base.name
     data.duge_lora = {"concept": a.concept, "anchor": req.anchor if req else None,
@@ -81,6 +82,20 @@ def push(folder: Path, repo: str, *, token: str | None = None, private: bool = F
 def pull(ref: str, output: Path, *, token: str | None = None) -> Path:
     """Download `user/name[@rev]` into `output` (atomically), after checking its weights against the card's sha256
     and the adapter against its record. Offline (HF_HUB_OFFLINE=1) it comes from the Hugging Face cache."""
+    from .records import is_hub_ref
+
+    snap, _ = snapshot(ref, token)
+    for parent in resolve_adapter(snap).record.parents:     # lineage named by Hub id: into the cache as well
+        if is_hub_ref(parent.path):
+            snapshot(parent.path, token)
+    with atomic_path(output) as tmp:
+        shutil.copytree(snap, tmp, ignore=shutil.ignore_patterns(".cache"))
+    return output
+
+
+def snapshot(ref: str, token: str | None = None) -> tuple[Path, str]:
+    """A Hub adapter in the Hugging Face cache (downloaded if needed, checked against its card): its snapshot folder
+    and `user/name@commit`, the name lineage records so that a chain rebuilt elsewhere is the same chain."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
@@ -95,12 +110,9 @@ def pull(ref: str, output: Path, *, token: str | None = None) -> Path:
         raise _hub_error(exc, repo, rev) from None
     if not (snap / WEIGHTS_NAME).exists():
         raise BadInput(f"{ref} holds no {WEIGHTS_NAME} (pickle files are never downloaded).",
-                       "Pull a repo pushed by `duge-lora push`.")
+                       "Use a repo pushed by `duge-lora push`.")
     _check_sha(snap, ref)
-    resolve_adapter(snap)
-    with atomic_path(output) as tmp:
-        shutil.copytree(snap, tmp, ignore=shutil.ignore_patterns(".cache"))
-    return output
+    return snap, f"{repo}@{snap.name}"
 
 
 def _check_sha(snap: Path, ref: str) -> None:
@@ -126,3 +138,16 @@ def _hub_error(exc, repo: str, rev: str | None = None) -> Exception:
                         "Check the id and revision, and the token for a private repo.")
     return EnvironmentProblem(f"The Hub failed for {repo} ({status}: {str(exc).splitlines()[0]}).",
                               "Nothing was changed here; rerun the same command.")
+
+
+def search(concept: str | None = None, base_fingerprint: str | None = None, token: str | None = None) -> list[dict]:
+    """The duge-lora adapters on the Hub (HfApi.list_models by tag): for a concept, for a base (its fingerprint)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    tags = ["duge-lora", *([f"erases-{concept}"] if concept else []), *([f"duge-base-{base_fingerprint}"] if base_fingerprint else [])]
+    try:
+        models = HfApi(endpoint=endpoint(), token=token).list_models(filter=tags)
+        return [{"id": m.id, "tags": list(m.tags or [])} for m in models]
+    except HfHubHTTPError as exc:
+        raise _hub_error(exc, "the model list") from None

@@ -112,10 +112,16 @@ class Adapter:
     spec: LoraSpec
     record: AdapterRecord
     sha256: str
+    hub: str | None = None                                  # user/name@commit when it came from the Hub
 
     @property
     def concept(self) -> str:
         return self.record.concept
+
+    @property
+    def ref(self) -> str:
+        """How lineage and manifests name it: the Hub id at its commit (the same chain anywhere), else the path."""
+        return self.hub or str(self.path)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -133,7 +139,10 @@ def resolve_adapter(ref: str | Path) -> Adapter:
 
     from .adapter_checks import check_factors, check_record
 
-    given = Path(ref)
+    given, hub = Path(ref), None
+    if not given.exists() and is_hub_ref(str(ref)):
+        from .hub import snapshot
+        given, hub = snapshot(str(ref))
     file = adapter_weights_file(given)
     weights, spec, record = read_lora_file(file)
     check_record(record, file)
@@ -142,7 +151,7 @@ def resolve_adapter(ref: str | Path) -> Adapter:
         typed = AdapterRecord.from_dict(record)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise AdapterError(f"{file} has a bad record ({exc}).", "Train it again with `duge-lora train`.") from None
-    return Adapter(given, weights, spec, typed, file_sha256(file))
+    return Adapter(given, weights, spec, typed, file_sha256(file), hub)
 
 
 def resolve_adapters(refs: list[str | Path]) -> list[Adapter]:
@@ -170,13 +179,20 @@ def parse_weighted(ref: str) -> tuple[str, float]:
 
 
 _WEIGHTED = re.compile(r"^(.*):[-+0-9.eE]+$")
+_HUB_REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+
+
+def is_hub_ref(token: str) -> bool:
+    """Whether a word names a Hub repo, user/name[@revision] (a path that exists always wins)."""
+    return bool(_HUB_REF.match(token)) and not token.startswith((".", "/"))
 
 
 def looks_like_adapter_ref(token: str) -> bool:
     """Whether a word names an adapter (an existing path, optionally :WEIGHT): how a front end tells where a
     list of adapters ends and, say, a prompt begins."""
     m = _WEIGHTED.match(token)
-    return Path(token).exists() or bool(m and Path(m.group(1)).exists())
+    name = m.group(1) if m else token
+    return Path(token).exists() or Path(name).exists() or is_hub_ref(name)
 
 
 def requests_of(adapters: list[Adapter]) -> list[Request]:
@@ -250,6 +266,8 @@ def describe(path: Path) -> dict:
 
     from .formats import MANIFEST_KEY, WEIGHTS_NAME
 
+    if not path.exists() and is_hub_ref(str(path)):
+        path = resolve_adapter(str(path)).path                 # a Hub adapter, from the cache
     if not path.exists():
         raise BadInput(f"{path} does not exist.", "Check the path.")
     if path.is_dir() and not (path / WEIGHTS_NAME).exists() or path.is_file() and MANIFEST_KEY in _header(path):

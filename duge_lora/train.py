@@ -261,6 +261,6 @@ def make_record(base: Base, req: Request, parents: list[Adapter], cfg: TrainConf
                          "gradient_checkpointing": cfg.gradient_checkpointing, "sampler": base.sampler,
                          "init": cfg.start()},
         lora=cfg.lora.to_dict(), base=BaseRef(base.name, base.source, base_fp),
-        parents=[ParentRef(i + 1, p.concept, p.sha256, str(p.path)) for i, p in enumerate(parents)],
+        parents=[ParentRef(i + 1, p.concept, p.sha256, p.ref) for i, p in enumerate(parents)],
         data=data_info, seconds=round(seconds, 1), final_losses={k: round(v, 6) for k, v in final.items()},
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), duge_lora_version=__version__)

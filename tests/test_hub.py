@@ -86,3 +86,26 @@ def test_hub_error_paths_are_one_sentence(hub, tmp_path, capsys, monkeypatch):
     code, _, err = run(["pull", "tester/erase-red", "-o", str(tmp_path / "d")], capsys)
     assert code == 4 and "--overwrite" in err
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_hub_id_works_wherever_an_adapter_folder_does(hub, tmp_path, capsys, monkeypatch):
+    """compose, train --after, sample --adapters and inspect take user/name[@rev]; lineage records the Hub parent as
+    id@commit; hub list finds it by concept and base; offline, the same Hub ids resolve from the cache."""
+    assert main(["push", str(CIRCLE), "--repo", "tester/erase-circle", "--token", hub.token, "--json"]) == 0
+    sha = json.loads(capsys.readouterr().out)["commit_url"].rsplit("/", 1)[1]
+    assert main(["compose", "tester/erase-circle", "-o", str(tmp_path / "m.safetensors"), "--no-verify", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["manifest"]["adapters"][0]["path"] == f"tester/erase-circle@{sha}"
+    assert main(["train", "--concept", "red", "--after", f"tester/erase-circle@{sha}", "--steps", "2", "-o",
+                 str(tmp_path / "red"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["parents"][0]["path"] == f"tester/erase-circle@{sha}"
+    assert main(["hub", "list", "--concept", "circle", "--base", "toy", "--json"]) == 0
+    assert [m["id"] for m in json.loads(capsys.readouterr().out)["adapters"]] == ["tester/erase-circle"]
+    assert main(["hub", "list", "--concept", "red", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["adapters"] == []
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["sample", "--adapters", "tester/erase-circle", "a red circle", "-n", "1", "-o", str(tmp_path / "g.png"),
+                 "--json"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "tester/erase-circle", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["concept"] == "circle"
