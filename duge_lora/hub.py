@@ -76,6 +76,8 @@ def push(folder: Path, repo: str, *, token: str | None = None, private: bool = F
                                      commit_message=f"duge-lora: erase {resolve_adapter(folder).concept}")
         except HfHubHTTPError as exc:
             raise _hub_error(exc, repo) from None
+        except Exception as exc:  # noqa: BLE001 - a cut connection arrives as the HTTP library's own exception
+            raise _network_error(exc, repo) from None
     return info.commit_url
 
 
@@ -108,6 +110,8 @@ def snapshot(ref: str, token: str | None = None) -> tuple[Path, str]:
                                  "(HF_HUB_OFFLINE=1) or cannot reach the Hub.", "Pull it once while online.") from None
     except HfHubHTTPError as exc:
         raise _hub_error(exc, repo, rev) from None
+    except Exception as exc:  # noqa: BLE001 - a cut connection arrives as the HTTP library's own exception
+        raise _network_error(exc, repo) from None
     if not (snap / WEIGHTS_NAME).exists():
         raise BadInput(f"{ref} holds no {WEIGHTS_NAME} (pickle files are never downloaded).",
                        "Use a repo pushed by `duge-lora push`.")
@@ -124,6 +128,17 @@ def _check_sha(snap: Path, ref: str) -> None:
     if want and want != got:
         raise AdapterError(f"The weights pulled from {ref} do not match the sha256 in its card ({got[:12]}... vs "
                            f"{want[:12]}...).", "They were changed after the push or damaged on the way; pull again.")
+
+
+def _network_error(exc: Exception, repo: str) -> Exception:
+    """A connection that failed or was cut (httpx / httpcore / h11 / OSError): one sentence, or `exc` itself when it
+    is not a network error (a bug, which must surface)."""
+    modules = {c.__module__.split(".")[0] for c in type(exc).__mro__}
+    if isinstance(exc, (OSError, ConnectionError)) or modules & {"httpx", "httpx2", "httpcore", "httpcore2", "h11", "requests", "urllib3"}:
+        return EnvironmentProblem(f"The connection to the Hub failed while transferring {repo} ({type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}).",
+                                  "Nothing was written here; rerun the same command.")
+    return exc
 
 
 def _hub_error(exc, repo: str, rev: str | None = None) -> Exception:

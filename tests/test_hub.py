@@ -109,3 +109,32 @@ def test_a_hub_id_works_wherever_an_adapter_folder_does(hub, tmp_path, capsys, m
     capsys.readouterr()
     assert main(["inspect", "tester/erase-circle", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["concept"] == "circle"
+
+
+def test_a_pickle_only_repo_and_a_cut_download_are_one_sentence(hub, tmp_path, capsys, monkeypatch):
+    """A repo holding only pickle weights is refused without downloading them; a download cut in the middle leaves
+    no output folder, and the same command then completes."""
+    import huggingface_hub.utils._http as http
+    from huggingface_hub import HfApi
+
+    monkeypatch.setattr(http.time, "sleep", lambda s: None)
+    api = HfApi(endpoint=hub_endpoint(), token=hub.token)
+    api.create_repo("tester/pickled")
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "pytorch_lora_weights.bin").write_bytes(b"\x80\x04K\x01.")
+    api.upload_folder(repo_id="tester/pickled", folder_path=tmp_path / "up")
+    code, _, err = run(["pull", "tester/pickled", "-o", str(tmp_path / "p")], capsys)
+    assert code == 3 and "pickle" in err and not (tmp_path / "p").exists()
+    assert main(["push", str(CIRCLE), "--repo", "tester/erase-circle", "--token", hub.token, "--json"]) == 0
+    capsys.readouterr()
+    hub.fail_next, hub.failures = "resolve", 100
+    code, _, err = run(["pull", "tester/erase-circle", "-o", str(tmp_path / "q")], capsys)
+    assert code == 4 and "Traceback" not in err and not (tmp_path / "q").exists()
+    hub.failures = 0
+    assert main(["pull", "tester/erase-circle", "-o", str(tmp_path / "q"), "--json"]) == 0
+    assert (tmp_path / "q" / "pytorch_lora_weights.safetensors").exists()
+
+
+def hub_endpoint() -> str:
+    import os
+    return os.environ["HF_ENDPOINT"]
