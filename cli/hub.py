@@ -16,7 +16,7 @@ TokenOpt = Annotated[Optional[str], typer.Option("--token", help="A Hugging Face
 
 
 def push_command(
-    adapter: Annotated[Path, typer.Argument(help="The adapter folder to upload.", show_default=False)],
+    adapter: Annotated[Path, typer.Argument(help="The adapter or stack folder to upload.", show_default=False)],
     repo: Annotated[str, typer.Option("--repo", help="The Hub repo, user/name (created if new).", show_default=False)],
     private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
     revision: Annotated[Optional[str], typer.Option("--revision", help="The branch to commit to (default: main).")] = None,

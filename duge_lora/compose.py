@@ -25,7 +25,7 @@ from .adapter_checks import check_fit
 from .formats import FACTOR_FORMATS, UNET_WEIGHTS, base_folder, read_model, unet_shapes, write_composed
 from .io import check_paths, publish, stage_folder
 from .merge import Part, add_delta, cat_factors, low_rank, merge_deltas, relative_error, summed_delta
-from .records import Adapter, check_lineage, parse_weighted, resolve_adapter
+from .records import Adapter, check_lineage, parse_weighted, resolve_adapter, resolve_adapters
 
 METHODS = ("sum", "cat", "svd")
 
@@ -42,8 +42,8 @@ class Item:
 
 
 def load_items(refs: list[str]) -> list[Item]:
-    """'ref[:weight]' references -> items, in order."""
-    return [Item(resolve_adapter(path), w) for path, w in map(parse_weighted, refs)]
+    """'ref[:weight]' references -> items, in order; a stack folder stands for its members (each at that weight)."""
+    return [Item(a, w) for path, w in map(parse_weighted, refs) for a in resolve_adapters([path])]
 
 
 def check_items(items: list[Item], base_fingerprint: str | None = None) -> list[str]:

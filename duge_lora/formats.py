@@ -113,11 +113,11 @@ def read_safetensors(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
 
 
 def _own_places(folder: Path) -> tuple[Path, ...]:
-    """Where an adapter folder's files may really live: in the folder, or, for a snapshot in the Hugging Face cache
-    (models--u--n/snapshots/<sha>/), in that repo's blobs/ folder, as the cache stores them."""
+    """Where an adapter folder's files may really live: in the folder, or, inside a snapshot in the Hugging Face cache
+    (models--u--n/snapshots/<sha>/[member/]), in that repo's blobs/ folder, as the cache stores them."""
     folder = folder.resolve()
-    blobs = folder.parent.parent / "blobs"
-    return (folder, blobs) if folder.parent.name == "snapshots" else (folder,)
+    snapshots = next((p for p in folder.parents if p.name == "snapshots"), None)
+    return (folder, snapshots.parent / "blobs") if snapshots is not None else (folder,)
 
 
 def adapter_weights_file(path: Path) -> Path:

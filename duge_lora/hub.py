@@ -9,15 +9,32 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 import tempfile
 from pathlib import Path
 
 from .errors import AdapterError, BadInput, EnvironmentProblem, UsageError, param
 from .formats import WEIGHTS_NAME
 from .io import atomic_path
-from .records import file_sha256, resolve_adapter
+from .records import file_sha256, resolve_adapters
 
 TAGS = ["duge-lora", "concept-erasure", "lora", "diffusers", "stable-diffusion"]
+
+
+@contextmanager
+def _quiet():
+    """huggingface_hub's own warnings and bars off during a transfer: the library never prints (its failures come
+    back as one DugeError each)."""
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars, logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+        enable_progress_bars()
 
 
 def endpoint() -> str | None:
@@ -37,43 +54,53 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     return repo, rev or None
 
 
-def card_text(folder: Path, sha: str) -> str:
-    """The Hub model card: ModelCardData (base model, library, license, tags, our figures) and the adapter's own card."""
+def card_text(folder: Path) -> str:
+    """The Hub model card: ModelCardData (library, license, tags, base) with our fields (concept, anchor, preserve,
+    lineage, the weights' sha256; for a stack, one entry per member) above the adapter's own card."""
     from huggingface_hub import ModelCard
 
-    a = resolve_adapter(folder)
-    req = a.record.request
+    from .stack import is_stack
+
+    members = resolve_adapters([folder])
     own = folder / "README.md"
-    card = ModelCard(own.read_text() if own.exists() else f"---\n---\n# erase {a.concept}\n")
-    data = card.data
+    title = "a duge-lora stack: " + ", ".join(m.concept for m in members) if is_stack(folder) else f"erase {members[0].concept}"
+    card = ModelCard(own.read_text() if own.exists() else f"---\n---\n# {title}\n")
+    data, fp = card.data, members[0].record.base.fingerprint
     data.library_name, data.license = "diffusers", data.license or "openrail"
-    data.tags = list(dict.fromkeys([*(data.tags or []), *TAGS, *([f"erases-{req.concept}"] if req else []),
-                                    *([f"duge-base-{a.record.base.fingerprint}"] if a.record.base.fingerprint else [])]))
-    if "/" in (a.record.base.name or ""):
-        data.base_model = a.record.base.name
-    data.duge_lora = {"concept": a.concept, "anchor": req.anchor if req else None,
-                      "preserve": list(req.preserve) if req else [], "weights_sha256": sha,
-                      "base_fingerprint": a.record.base.fingerprint,
-                      "parents": [{"concept": p.concept, "sha256": p.sha256, "path": p.path} for p in a.record.parents]}
+    data.tags = list(dict.fromkeys([*(data.tags or []), *TAGS, *(f"erases-{m.concept}" for m in members),
+                                    *([f"duge-base-{fp}"] if fp else [])]))
+    if "/" in (members[0].record.base.name or ""):
+        data.base_model = members[0].record.base.name
+    entries = [_entry(m) for m in members]
+    data.duge_lora = {"stack": entries, "base_fingerprint": fp} if is_stack(folder) else entries[0] | {"base_fingerprint": fp}
     return str(card)
 
 
+def _entry(a) -> dict:
+    req = a.record.request
+    return {"name": a.path.name, "concept": a.concept, "anchor": req.anchor if req else None,
+            "preserve": list(req.preserve) if req else [], "weights_sha256": a.sha256,
+            "parents": [{"concept": p.concept, "sha256": p.sha256, "path": p.path} for p in a.record.parents]}
+
+
 def push(folder: Path, repo: str, *, token: str | None = None, private: bool = False, revision: str | None = None) -> str:
-    """Upload an adapter folder to `repo` (created if new) with its Hub card; returns the commit URL."""
+    """Upload an adapter or stack folder to `repo` (created if new) with its Hub card; returns the commit URL."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
     folder = Path(folder)
-    resolve_adapter(folder)                                        # only a valid adapter leaves this machine
+    card = card_text(folder)                                       # only valid adapters leave this machine
     api = HfApi(endpoint=endpoint(), token=token)
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "adapter"
         shutil.copytree(folder, staged)
-        (staged / "README.md").write_text(card_text(folder, file_sha256(folder / WEIGHTS_NAME)))
+        (staged / "README.md").write_text(card)
+        shutil.rmtree(staged / ".lock", ignore_errors=True) if (staged / ".lock").is_dir() else (staged / ".lock").unlink(missing_ok=True)
+        message = "duge-lora: " + ", ".join(f"erase {m.concept}" for m in resolve_adapters([folder]))
         try:
-            api.create_repo(repo, private=private, exist_ok=True)
-            info = api.upload_folder(repo_id=repo, folder_path=staged, revision=revision,
-                                     commit_message=f"duge-lora: erase {resolve_adapter(folder).concept}")
+            with _quiet():
+                api.create_repo(repo, private=private, exist_ok=True)
+                info = api.upload_folder(repo_id=repo, folder_path=staged, revision=revision, commit_message=message)
         except HfHubHTTPError as exc:
             raise _hub_error(exc, repo) from None
         except Exception as exc:  # noqa: BLE001 - a cut connection arrives as the HTTP library's own exception
@@ -87,7 +114,7 @@ def pull(ref: str, output: Path, *, token: str | None = None) -> Path:
     from .records import is_hub_ref
 
     snap, _ = snapshot(ref, token)
-    for parent in resolve_adapter(snap).record.parents:     # lineage named by Hub id: into the cache as well
+    for parent in (p for a in resolve_adapters([snap]) for p in a.record.parents):   # Hub parents: into the cache too
         if is_hub_ref(parent.path):
             snapshot(parent.path, token)
     with atomic_path(output) as tmp:
@@ -103,8 +130,9 @@ def snapshot(ref: str, token: str | None = None) -> tuple[Path, str]:
 
     repo, rev = parse_ref(ref)
     try:
-        snap = Path(snapshot_download(repo, revision=rev, token=token, endpoint=endpoint(), cache_dir=cache_dir(),
-                                      allow_patterns=["*.safetensors", "*.json", "*.md"]))
+        with _quiet():
+            snap = Path(snapshot_download(repo, revision=rev, token=token, endpoint=endpoint(), cache_dir=cache_dir(),
+                                          allow_patterns=["*.safetensors", "*.json", "*.md"]))
     except LocalEntryNotFoundError:
         raise EnvironmentProblem(f"{ref} is not in the Hugging Face cache, and this machine is offline "
                                  "(HF_HUB_OFFLINE=1) or cannot reach the Hub.", "Pull it once while online.") from None
@@ -112,7 +140,7 @@ def snapshot(ref: str, token: str | None = None) -> tuple[Path, str]:
         raise _hub_error(exc, repo, rev) from None
     except Exception as exc:  # noqa: BLE001 - a cut connection arrives as the HTTP library's own exception
         raise _network_error(exc, repo) from None
-    if not (snap / WEIGHTS_NAME).exists():
+    if not (snap / WEIGHTS_NAME).exists() and not (snap / "stack.json").exists():
         raise BadInput(f"{ref} holds no {WEIGHTS_NAME} (pickle files are never downloaded).",
                        "Use a repo pushed by `duge-lora push`.")
     _check_sha(snap, ref)
@@ -123,11 +151,14 @@ def _check_sha(snap: Path, ref: str) -> None:
     from huggingface_hub import ModelCard
 
     meta = ModelCard.load(snap / "README.md").data.to_dict() if (snap / "README.md").exists() else {}
-    want = (meta.get("duge_lora") or {}).get("weights_sha256")
-    got = file_sha256(snap / WEIGHTS_NAME)
-    if want and want != got:
-        raise AdapterError(f"The weights pulled from {ref} do not match the sha256 in its card ({got[:12]}... vs "
-                           f"{want[:12]}...).", "They were changed after the push or damaged on the way; pull again.")
+    ours = meta.get("duge_lora") or {}
+    for entry in ours.get("stack") or [ours | {"name": ""}]:
+        file = snap / entry["name"] / WEIGHTS_NAME if entry["name"] else snap / WEIGHTS_NAME
+        want, got = entry.get("weights_sha256"), file_sha256(file) if file.exists() else "missing"
+        if want and want != got:
+            raise AdapterError(f"The weights of {file.relative_to(snap)} pulled from {ref} do not match the sha256 in "
+                               f"its card ({got[:12]}... vs {want[:12]}...).",
+                               "They were changed after the push or damaged on the way; pull again.")
 
 
 def _network_error(exc: Exception, repo: str) -> Exception:

@@ -138,3 +138,22 @@ def test_a_pickle_only_repo_and_a_cut_download_are_one_sentence(hub, tmp_path, c
 def hub_endpoint() -> str:
     import os
     return os.environ["HF_ENDPOINT"]
+
+
+def test_a_stack_round_trips(hub, tmp_path, capsys):
+    """push a stack folder (its card lists every member's sha256), pull it back, and compose the pulled stack."""
+    import shutil
+
+    stack = tmp_path / "s"
+    stack.mkdir()
+    for name in ("circle", "red"):
+        shutil.copytree(ROOT / "adapters" / "toy" / name, stack / name)
+    (stack / "stack.json").write_text(json.dumps({"format": "duge-lora-stack/1", "adapters": ["circle", "red"]}))
+    assert main(["push", str(stack), "--repo", "tester/two", "--token", hub.token, "--json"]) == 0
+    capsys.readouterr()
+    oid, files = hub.files("tester/two", "main")
+    assert "circle/pytorch_lora_weights.safetensors" in files and b"weights_sha256" in files["README.md"]
+    assert main(["pull", "tester/two", "-o", str(tmp_path / "pulled"), "--json"]) == 0
+    assert json.loads((tmp_path / "pulled" / "stack.json").read_text())["adapters"] == ["circle", "red"]
+    assert main(["compose", str(tmp_path / "pulled"), "-o", str(tmp_path / "m.safetensors"), "--no-verify", "--json"]) == 0
+    assert [a["concept"] for a in json.loads(capsys.readouterr().out.splitlines()[-1])["adapters"]] == ["circle", "red"]
