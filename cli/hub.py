@@ -6,10 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from duge_lora.hub import parse_ref, pull, push, search
+from duge_lora.hub import offline, parse_ref, pull, push, search
 from duge_lora.io import check_output
 
-from .common import JsonOpt, OverwriteOpt
+from .common import JsonOpt, OverwriteOpt, note
 from .output import Output
 
 TokenOpt = Annotated[Optional[str], typer.Option("--token", help="A Hugging Face token (default: HF_TOKEN or the one saved by `hf auth login`).")]
@@ -46,6 +46,8 @@ def pull_command(
     """
     repo, _ = parse_ref(ref)
     out = check_output(output or Path(repo.split("/")[1]), overwrite, folder=True)
+    if offline():
+        note(f"offline (HF_HUB_OFFLINE=1): {ref} comes from the Hugging Face cache")
     pull(ref, out, token=token)
     Output(json_).show({"repo": ref, "output": str(out)}, f"pulled {ref} into {out}")
 

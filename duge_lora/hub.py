@@ -37,6 +37,11 @@ def _quiet():
         enable_progress_bars()
 
 
+def offline() -> bool:
+    from huggingface_hub import constants
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
 def endpoint() -> str | None:
     return os.environ.get("HF_ENDPOINT") or None
 

@@ -52,6 +52,7 @@ def test_push_then_pull_on_a_clean_cache_then_offline(hub, tmp_path, capsys, mon
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["pull", "tester/erase-circle", "-o", str(tmp_path / "again"), "--json"]) == 0
+    assert "comes from the Hugging Face cache" in capsys.readouterr().err
     assert (tmp_path / "again" / "pytorch_lora_weights.safetensors").exists()
     code, _, err = run(["pull", "tester/never-pushed", "-o", str(tmp_path / "none")], capsys)
     assert code == 4 and "offline" in err and "Traceback" not in err and not (tmp_path / "none").exists()
@@ -106,6 +107,7 @@ def test_a_hub_id_works_wherever_an_adapter_folder_does(hub, tmp_path, capsys, m
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["sample", "--adapters", "tester/erase-circle", "a red circle", "-n", "1", "-o", str(tmp_path / "g.png"),
                  "--json"]) == 0
+    assert main(["compose", "tester/erase-circle", "-o", str(tmp_path / "offline.safetensors"), "--no-verify", "--json"]) == 0
     capsys.readouterr()
     assert main(["inspect", "tester/erase-circle", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["concept"] == "circle"
