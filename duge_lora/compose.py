@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .errors import BadInput, DugeError, UsageError, VerificationFailed, param
+from .errors import BadInput, UsageError, VerificationFailed, param
 from .adapter import file_fingerprint
 from .adapter_checks import check_fit
 from .formats import FACTOR_FORMATS, UNET_WEIGHTS, base_folder, read_model, unet_shapes, write_composed
@@ -92,25 +92,31 @@ def check_options(method: str, rank: int | None, fmt: str | None, output: Path, 
     """compose's settings, before any file is read: a known method and format, a rank only (and always) for svd."""
     from .formats import output_format
 
+    check_method(method, rank, rank_unused_ok=bool(remove))
+    output_format(Path(output), fmt)
+
+
+def check_method(method: str, rank: int | None, rank_unused_ok: bool = False) -> None:
+    """A known method, with a rank budget of at least 1 for svd (and, unless `rank_unused_ok`, only for svd)."""
     if method not in METHODS:
         raise UsageError(f"Unknown {param('method')} {method!r}.", f"Choose one of {', '.join(METHODS)}.", option="method")
     if method == "svd" and (rank is None or rank < 1):
         raise UsageError(f"{param('method')} svd needs a rank budget of at least 1" + (f", got {rank}." if rank is not None else "."),
                          f"Pass {param('rank')} R, for example 8.", option="rank")
-    if method != "svd" and rank is not None and not remove:
+    if method != "svd" and rank is not None and not rank_unused_ok:
         raise UsageError(f"{param('rank')} is the rank budget of {param('method')} svd; {method} does not use it.",
                          f"Add {param('method')} svd, or leave {param('rank')} out.", option="rank")
-    output_format(Path(output), fmt)
 
 
 def compose(items: list[Item], method: str = "sum", fmt: str = "unet", rank: int | None = None,
-            device: torch.device | None = None, base_fingerprint: str | None = None) -> Composition:
-    """The composed update in memory: per-module Delta_W (unet/pipeline formats) or LoRA factors (lora format)."""
-    if method not in METHODS:
-        raise DugeError(f"Unknown {param('method')} {method!r}.", f"Choose one of {', '.join(METHODS)}.", option="method")
-    if method == "svd" and not rank:
-        raise DugeError(f"{param('method')} svd needs a rank budget.", f"Pass {param('rank')} R, for example 8.", option="rank")
+            device: torch.device | None = None, base_fingerprint: str | None = None,
+            shapes: dict[str, tuple[int, ...]] | None = None) -> Composition:
+    """The composed update in memory: per-module Delta_W (unet/pipeline formats) or LoRA factors (lora format).
+    Refuses what cannot be composed (check_items), and, given the base's module `shapes`, adapters that do not fit it."""
+    check_method(method, rank, rank_unused_ok=True)
     warnings = check_items(items, base_fingerprint)
+    for i in items if shapes is not None else ():
+        check_fit(i.adapter, shapes)
     device = device or torch.device("cpu")
     modules = list(items[0].adapter.weights)
     rel, factors = None, {}
@@ -206,11 +212,7 @@ def compose_adapters(adapters: list[str], output: str | Path, base: str = "toy",
     check_paths(output, [i.adapter.path for i in items])
     folder = base_folder(resolve_base(base)[0])
     fp = file_fingerprint(folder / UNET_WEIGHTS)
-    check_items(items, fp)
-    shapes = unet_shapes(folder)
-    for i in items:
-        check_fit(i.adapter, shapes)
-    comp = compose(items, method, fmt, rank, device, base_fingerprint=fp)
+    comp = compose(items, method, fmt, rank, device, base_fingerprint=fp, shapes=unet_shapes(folder))
     result = ComposeResult(str(output), method, fmt, comp.manifest["adapters"], comp.manifest, 0.0, comp.warnings,
                            None if comp.relative_error is None else round(comp.relative_error, 6))
     stage = stage_folder(output)          # built and checked under its own name, published only when it passes
@@ -261,11 +263,8 @@ def apply_items(base, items: list[Item], base_fingerprint: str | None = None) ->
     if not items:
         return Composition(manifest={})
     fp = base_fingerprint or fingerprint(base.pipe.unet)
-    check_items(items, fp)
     shapes = {n: tuple(m.weight.shape) for n, m in base.pipe.unet.named_modules() if isinstance(m, torch.nn.Linear)}
-    for i in items:
-        check_fit(i.adapter, shapes)
-    comp = compose(items, "sum", "unet", device=base.device, base_fingerprint=fp)
+    comp = compose(items, "sum", "unet", device=base.device, base_fingerprint=fp, shapes=shapes)
     merge_deltas(dict(base.pipe.unet.named_modules()), comp.deltas)
     return comp
 

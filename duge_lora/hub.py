@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from contextlib import contextmanager
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import AdapterError, BadInput, EnvironmentProblem, UsageError, param
@@ -38,6 +38,7 @@ def _quiet():
 
 
 def offline() -> bool:
+    """HF_HUB_OFFLINE, as huggingface_hub read it at import or as the environment says now."""
     from huggingface_hub import constants
     return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE") == "1"
 
@@ -59,14 +60,13 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     return repo, rev or None
 
 
-def card_text(folder: Path) -> str:
+def card_text(folder: Path, members: list) -> str:
     """The Hub model card: ModelCardData (library, license, tags, base) with our fields (concept, anchor, preserve,
     lineage, the weights' sha256; for a stack, one entry per member) above the adapter's own card."""
     from huggingface_hub import ModelCard
 
     from .stack import is_stack
 
-    members = resolve_adapters([folder])
     own = folder / "README.md"
     title = "a duge-lora stack: " + ", ".join(m.concept for m in members) if is_stack(folder) else f"erase {members[0].concept}"
     card = ModelCard(own.read_text() if own.exists() else f"---\n---\n# {title}\n")
@@ -93,15 +93,16 @@ def push(folder: Path, repo: str, *, token: str | None = None, private: bool = F
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
+    from .stack import LOCK_FILE
+
     folder = Path(folder)
-    card = card_text(folder)                                       # only valid adapters leave this machine
+    members = resolve_adapters([folder])                           # only valid adapters leave this machine
     api = HfApi(endpoint=endpoint(), token=token)
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "adapter"
-        shutil.copytree(folder, staged)
-        (staged / "README.md").write_text(card)
-        shutil.rmtree(staged / ".lock", ignore_errors=True) if (staged / ".lock").is_dir() else (staged / ".lock").unlink(missing_ok=True)
-        message = "duge-lora: " + ", ".join(f"erase {m.concept}" for m in resolve_adapters([folder]))
+        shutil.copytree(folder, staged, ignore=shutil.ignore_patterns(LOCK_FILE))
+        (staged / "README.md").write_text(card_text(folder, members))
+        message = "duge-lora: " + ", ".join(f"erase {m.concept}" for m in members)
         try:
             with _quiet():
                 api.create_repo(repo, private=private, exist_ok=True)

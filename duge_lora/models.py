@@ -57,15 +57,15 @@ def _refuse_pickles(folder: Path) -> None:
 
 def _check_hub(base: str) -> None:
     """A Hub id offline: fail at once (in one sentence) unless the Hub cache already holds it."""
-    import os
-
     from huggingface_hub import constants, snapshot_download
 
-    cache = Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE)
+    from .hub import cache_dir, offline
+
+    cache = Path(cache_dir() or constants.HF_HUB_CACHE)
     if cache.exists() and not cache.is_dir():
         raise EnvironmentProblem(f"The Hugging Face cache {cache} is a file, not a folder, so {base!r} cannot be "
                                  "found or downloaded there.", "Point HF_HUB_CACHE (or HF_HOME) at a folder.")
-    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE") == "1":
+    if offline():
         try:
             snapshot_download(base, local_files_only=True)
         except Exception:  # noqa: BLE001 - any failure here means: not cached

@@ -38,6 +38,12 @@ class Hub:
         return None
 
 
+def card_tags(files: dict) -> list[str]:
+    """The tags in a repo's model card (its YAML front matter), as the Hub indexes them."""
+    card = files.get("README.md", b"").decode(errors="replace")
+    return re.findall(r"^- (\S+)$", card.split("---")[1], re.M) if card.startswith("---") else []
+
+
 class Handler(BaseHTTPRequestHandler):
     hub: Hub
 
@@ -143,24 +149,27 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, {"commitUrl": f"http://{self.headers['Host']}/{repo}/commit/{oid}", "commitOid": oid,
                          "success": True})
 
-    def model_info(self, repo: str, rev: str) -> None:
+    def lookup(self, repo: str, rev: str) -> tuple[str, dict] | None:
+        """(commit, files) of a visible repo at `rev`, or None after answering 404."""
+        found = self.hub.files(repo, rev) if self.visible(repo) else None
         if not self.visible(repo):
-            return self.error(404, "Repository not found", "RepoNotFound")
-        found = self.hub.files(repo, rev)
+            self.error(404, "Repository not found", "RepoNotFound")
+        elif found is None:
+            self.error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+        return found
+
+    def model_info(self, repo: str, rev: str) -> None:
+        found = self.lookup(repo, rev)
         if found is None:
-            return self.error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+            return
         oid, files = found
-        card = files.get("README.md", b"").decode(errors="replace")
-        tags = re.findall(r"^- (\S+)$", card.split("---")[1], re.M) if card.startswith("---") else []
         self.reply(200, {"id": repo, "modelId": repo, "sha": oid, "private": self.hub.repos[repo]["private"],
-                         "tags": tags, "siblings": [{"rfilename": p} for p in sorted(files)]})
+                         "tags": card_tags(files), "siblings": [{"rfilename": p} for p in sorted(files)]})
 
     def tree(self, repo: str, rev: str, under: str) -> None:
-        if not self.visible(repo):
-            return self.error(404, "Repository not found", "RepoNotFound")
-        found = self.hub.files(repo, rev)
+        found = self.lookup(repo, rev)
         if found is None:
-            return self.error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+            return
         self.reply(200, [{"type": "file", "path": p, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
                          for p, b in sorted(found[1].items()) if p.startswith(under)])
 
@@ -172,11 +181,9 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"partial")            # a connection cut in the middle of a download
             return
-        if not self.visible(repo):
-            return self.error(404, "Repository not found", "RepoNotFound")
-        found = self.hub.files(repo, rev)
+        found = self.lookup(repo, rev)
         if found is None:
-            return self.error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+            return
         oid, files = found
         if file not in files:
             return self.error(404, "Entry not found", "EntryNotFound")
@@ -192,8 +199,7 @@ class Handler(BaseHTTPRequestHandler):
             if not self.visible(repo) or search not in repo:
                 continue
             oid, files = self.hub.files(repo, "main")
-            card = files.get("README.md", b"").decode(errors="replace")
-            tags = re.findall(r"^- (\S+)$", card.split("---")[1], re.M) if card.startswith("---") else []
+            tags = card_tags(files)
             if wanted <= set(tags):
                 out.append({"id": repo, "modelId": repo, "sha": oid, "tags": tags, "private": self.hub.repos[repo]["private"]})
         self.reply(200, out)
