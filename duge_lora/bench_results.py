@@ -19,7 +19,7 @@ def collect(cfg: BenchConfig, out: Path, command: str = "") -> dict:
     results: dict = {"methods": {}, "ablation": {}, "base": _mean_base(base), "sequence": list(cfg.sequence),
                      "config": cfg.to_dict(), "command": command, "date": now(), "machine": machine()}
     for r in runs_of(cfg):
-        seeds = cfg.seeds_of(r.method) if r.every_step else cfg.seeds[:1]
+        seeds = cfg.seeds[:1] if r.variant else cfg.seeds_of(r.method)
         if r.seed != seeds[0]:
             continue
         per_seed = [_steps(run_folder(out, r.name, s), len(cfg.sequence)) for s in seeds]
@@ -27,7 +27,7 @@ def collect(cfg: BenchConfig, out: Path, command: str = "") -> dict:
         if len(seeds) > 1:
             entry["per_seed"] = per_seed
             entry["sd"] = _spread([steps[-1] for steps in per_seed if steps])
-        (results["methods"] if r.every_step else results["ablation"])[r.name] = entry
+        (results["ablation"] if r.variant else results["methods"])[r.name] = entry
     return results
 
 
@@ -46,14 +46,18 @@ def _mean(values: list) -> float | None:
 
 
 def _mean_steps(per_seed: list[list[dict]]) -> list[dict]:
-    """Step k over the seeds: the mean of each figure and of each target's UA."""
+    """Step k over the seeds: the mean of each figure and of each target's UA, over the seeds judged at step k
+    (`judged_seeds`: before the last request only the first seed is judged, see bench_config.runs_of)."""
     if len(per_seed) == 1:
         return per_seed[0]
     out = []
     for rows in zip(*per_seed):
-        row = dict(rows[0]) | {k: _mean([r.get(k) for r in rows]) for k in NUMERIC}
-        if rows[0].get("targets"):
-            row["targets"] = [t | {"ua": _mean([r["targets"][j]["ua"] for r in rows])} for j, t in enumerate(rows[0]["targets"])]
+        judged = [r for r in rows if "mean_ua" in r]
+        row = dict(judged[0] if judged else rows[0]) | {k: _mean([r.get(k) for r in rows]) for k in NUMERIC}
+        if judged and judged[0].get("targets"):
+            row["targets"] = [t | {"ua": _mean([r["targets"][j]["ua"] for r in judged])}
+                              for j, t in enumerate(judged[0]["targets"])]
+        row["judged_seeds"] = len(judged)
         out.append(row)
     return out
 

@@ -112,6 +112,9 @@ def markdown(results: dict) -> str:
         cells = [fmt(r[k], METRICS[k][2], r["sd"].get(k)) for k in ("mean_ua", "ua_prev", "ira", "cra", "erosion", "fd")]
         lines.append(f"| {name} | {len(r['seeds']) or 1} | " + " | ".join(cells) + f" | {r['total_seconds'] / n:.1f} | {r['total_seconds']:.0f} |")
     lines += [""] + _target_table(results) + ["## Per step", ""]
+    if any(len(e.get("seeds", [])) > 1 for e in results["methods"].values()):
+        lines += ["Before the last request only a method's first seed is judged; the last request's figures are "
+                  "the mean over all its seeds.", ""]
     for metric in METRICS:
         lines += _step_table(results, metric)
     if results["ablation"]:

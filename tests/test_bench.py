@@ -51,6 +51,10 @@ def test_results_json_has_every_method_and_step(bench_dir):
     assert entry["steps"][-1]["mean_ua"] == pytest.approx(np.mean([f["mean_ua"] for f in finals]))
     assert entry["sd"]["mean_ua"] == pytest.approx(np.std([f["mean_ua"] for f in finals], ddof=1))
     assert set(entry["sd"]["targets"]) == {"circle", "red"}
+    # the second seed is judged after the last request only: step 1 is the first seed's, step 2 the mean of both
+    assert "ua" not in entry["per_seed"][1][0] and "ua" in entry["per_seed"][1][1]
+    assert [s["judged_seeds"] for s in entry["steps"]] == [1, 2]
+    assert entry["steps"][0]["mean_ua"] == entry["per_seed"][0][0]["mean_ua"]
 
 
 def test_report_files(bench_dir):
