@@ -19,6 +19,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on 
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="'auto' (GPU when there is one), 'cpu' or 'cuda'.")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.")]
+PrecisionOpt = Annotated[str, typer.Option("--mixed-precision", help="The base's precision: auto (fp16 on a GPU, fp32 on a CPU), no (fp32), fp16 (GPU only) or bf16; trained LoRA parameters are always fp32.")]
+GenBatchOpt = Annotated[Optional[int], typer.Option("--gen-batch", min=1, help="Images per pipeline call (default: as many as fit in half the free memory, at most 64).")]
+JudgeOpt = Annotated[Optional[str], typer.Option("--judge", help="On a real base: a CLIP model (e.g. openai/clip-vit-large-patch14) or an image classifier (e.g. microsoft/resnet-50), a folder or a Hub id.")]
+KindOpt = Annotated[Optional[str], typer.Option("--kind", help="On a real base: object, style, character, likeness or nsfw (default: guessed from a built-in list, else object).")]
+PromptsOpt = Annotated[Optional[Path], typer.Option("--prompts", help="On a real base: a text file of prompt templates, one per line, {} where the concept goes (default: the kind's).")]
 
 
 @contextmanager

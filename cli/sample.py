@@ -14,7 +14,8 @@ from duge_lora.io import atomic_path, check_output
 from duge_lora.models import load_base
 from duge_lora.validate import number
 
-from .common import AdaptersOpt, BaseOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt, SeedOpt, note, progress_bar
+from .common import (AdaptersOpt, BaseOpt, DeviceOpt, GenBatchOpt, JsonOpt, OutputOpt, OverwriteOpt, PrecisionOpt, SeedOpt,
+                     note, progress_bar)
 from .output import Output
 
 EXAMPLES = """
@@ -47,6 +48,8 @@ def sample(
     overwrite: OverwriteOpt = False,
     json_: JsonOpt = False,
     device: DeviceOpt = "auto",
+    mixed_precision: PrecisionOpt = "auto",
+    gen_batch: GenBatchOpt = None,
 ) -> None:
     """Generate images for prompts and write them as one PNG grid (rows = prompts)."""
     t0 = time.time()
@@ -58,7 +61,7 @@ def sample(
                         "Add --adapters A1 [A2 ...], or drop --compare.", option="compare")
     if guidance is not None:
         number("guidance", guidance, low=0, example="7.5")
-    b = load_base(base, device)
+    b = load_base(base, device, mixed_precision=mixed_precision, gen_batch=gen_batch)
     b.world.check_prompts(prompts)
     run = lambda bar: generate(b, prompts, n, seed, guidance_scale=guidance, num_inference_steps=steps,  # noqa: E731
                                progress=lambda d, t: bar(d, t))

@@ -12,12 +12,14 @@ from duge_lora.checkpoint import has_checkpoint, partial_dir
 from duge_lora.errors import DugeError
 from duge_lora.io import check_output, check_paths
 from duge_lora.losses import DEFAULT_WEIGHTS
-from duge_lora.models import load_base, pick_device
+from duge_lora.models import load_base, pick_device, resolve_precision
+from duge_lora.worlds.generic import read_prompts
 from duge_lora.records import requests_of, resolve_adapters
 from duge_lora.stack import plan_request
 from duge_lora.train import METHODS, TrainConfig, train_adapter
 
-from .common import BaseOpt, DeviceOpt, JsonOpt, OverwriteOpt, SeedOpt, note, staged_progress
+from .common import (BaseOpt, DeviceOpt, GenBatchOpt, JsonOpt, KindOpt, OverwriteOpt, PrecisionOpt, PromptsOpt, SeedOpt,
+                     note, staged_progress)
 from .output import Output
 
 EXAMPLES = """
@@ -31,6 +33,8 @@ Examples:
   duge-lora train --concept red --after erase-circle -o erase-red --steps 300
 
   duge-lora train --base ./my-sd15 --concept "Snoopy" --anchor "a dog" --preserve "a cat" --mixed-precision bf16 -o snoopy
+
+  duge-lora train --base stabilityai/stable-diffusion-2-1-base --concept "Van Gogh" --kind style -o no-van-gogh
 
 A multi-word concept is one quoted value. --after, --preserve and --synonym take several values; each list
 ends at the next option.
@@ -68,7 +72,10 @@ def train(
     weight: Annotated[Optional[list[str]], typer.Option("--weight", help=f"Loss weight, NAME=VALUE ({', '.join(DEFAULT_WEIGHTS)}; {' and '.join(k for k, v in DEFAULT_WEIGHTS.items() if not v)} are 0 by default).")] = None,
     seed: SeedOpt = T.seed,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Adapter folder to write (default: erase-<concept>, or inside --stack).")] = None,
-    mixed_precision: Annotated[str, typer.Option("--mixed-precision", help="no, bf16 or fp16 (fp16 needs a GPU).")] = T.mixed_precision,
+    kind: KindOpt = None,
+    prompts: PromptsOpt = None,
+    mixed_precision: PrecisionOpt = "auto",
+    gen_batch: GenBatchOpt = None,
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing", help="Trade compute for memory on big UNets.")] = T.gradient_checkpointing,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints (0: none).")] = T.checkpoint_every,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint (rerunning the same command does too; --overwrite starts over).")] = False,
@@ -79,6 +86,8 @@ def train(
     device: DeviceOpt = "auto",
 ) -> None:
     """Train one LoRA adapter that erases a concept, with the DUGE losses, on top of the earlier adapters."""
+    mixed_precision = resolve_precision(mixed_precision, pick_device(device))
+    templates = read_prompts(prompts) if prompts is not None else None
     cfg = TrainConfig(method=method, steps=steps, lr=lr, batch=batch, seed=seed,
                       lora=LoraSpec(rank=rank, alpha=alpha, targets=tuple(t.strip() for t in targets.split(",") if t.strip())),
                       weights=parse_weights(weight or []) or None, checkpoint_every=checkpoint_every,
@@ -88,8 +97,9 @@ def train(
     check_output(plan.output if plan.stack is None or plan.stack.is_dir() else plan.stack, overwrite, folder=True)
     check_paths(plan.output, plan.parents)
     parents = resolve_adapters(plan.parents)
-    b = load_base(base, device)
-    req = b.world.make_request(concept, anchor, preserve, synonym, earlier=requests_of(parents), force=force)
+    b = load_base(base, device, mixed_precision=mixed_precision, gen_batch=gen_batch)
+    req = b.world.make_request(concept, anchor, preserve, synonym, earlier=requests_of(parents), force=force,
+                               kind=kind, templates=templates)
     _describe(b, req, parents)
     resume = _resume(plan.output, resume, overwrite)
     with plan.writing(), staged_progress(json_) as progress:
@@ -128,7 +138,7 @@ def _describe(b, req, parents) -> None:
          + f"; preserve: {', '.join(req.preserve) or '-'}{tag('preserve')}"
          + f"; synonyms: {', '.join(req.synonyms) or '-'}{tag('synonyms')}")
     for text in req.notes:
-        note(f"[yellow]note:[/] {text}")
+        note(f"[yellow]{'' if text.startswith('warning:') else 'note: '}[/]{text}")
     if parents:
         note("after: " + " -> ".join(f"{p.concept} ({p.path})" for p in parents))
 

@@ -37,6 +37,9 @@ class EvalReport:
     images_per_prompt: int = 0
     seed: int = 0
     seconds: float = 0.0
+    judge: str | None = None               # the judge (a real base: judges/; the toy: its own)
+    clip_score: float | None = None        # mean CLIP score of the images with their prompts (CLIP judge)
+    fd: float | None = None                # Fréchet distance to the base on non-target prompts, where measured
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -20,12 +20,16 @@ def image_seed(seed: int, prompt_index: int, image_index: int) -> int:
 
 @torch.no_grad()
 def generate(base: Base, prompts: list[str], n: int, seed: int = 0, *, guidance_scale: float | None = None,
-             num_inference_steps: int | None = None, batch_size: int = 64,
+             num_inference_steps: int | None = None, batch_size: int | None = None,
              progress: Progress | None = None, output_type: str = "np"):
     """Images for every prompt, (P, n, H, W, 3) uint8; image j of prompt i uses image_seed(seed, i, j).
 
-    With output_type="latent": the final (scaled) latents instead, a (P, n, C, h, w) float tensor.
+    With output_type="latent": the final (scaled) latents instead, a (P, n, C, h, w) float tensor. batch_size:
+    images per pipeline call (default: base.gen_batch, else sized to the free memory, memory.generation_batch).
     """
+    from .memory import generation_batch
+
+    batch_size = generation_batch(base.pipe, base.device, batch_size or getattr(base, "gen_batch", None))
     g = base.sampler["guidance_scale"] if guidance_scale is None else guidance_scale
     steps = base.sampler["num_inference_steps"] if num_inference_steps is None else num_inference_steps
     jobs = [(i, j) for i in range(len(prompts)) for j in range(n)]

@@ -75,13 +75,18 @@ class Predictions:
     target prompt, reference under the anchor prompt), preserve (X_r) and replay (X_g) (both under one prompt)."""
     eps: Tensor                      # (B, C, H, W) trained model's prediction
     eps_ref: Tensor                  # (B, C, H, W) frozen previous model's prediction (detached)
-    noise: Tensor                    # (B, C, H, W) the true noise
-    segments: dict[str, slice]       # "anchor" / "preserve" / "replay" -> rows
+    target: Tensor                   # (B, C, H, W) what a model trained on x_t must predict: the true noise, or for a
+                                     # v-prediction base the velocity alpha_t noise - sigma_t x_0 (regression_target)
+    segments: dict[str, slice]       # "anchor" / "preserve" / "replay" -> rows (a segment without data is absent)
     uncond_ref: Tensor | None = None  # frozen eps with the empty prompt on anchor rows (ESD)
     target_ref: Tensor | None = None  # frozen eps with the target prompt on anchor rows (ESD)
 
     def seg(self, x: Tensor, name: str) -> Tensor:
         return x[self.segments[name]]
+
+    def has(self, name: str) -> bool:
+        """Whether this batch has rows of a segment (a request without a preserve set has none)."""
+        return name in self.segments
 
 
 @dataclass
@@ -105,9 +110,32 @@ class StepOutputs:
     protect: KeepStates | None = None     # the earlier targets' prompts, synonyms too (kept as theta_{k-1} erased them)
 
 
-def _pp(o: StepOutputs, w: dict) -> Tensor:
+def _pp(o: StepOutputs, w: dict) -> Tensor | None:
+    """L_pp (method.md): the preserve rows stay where theta_{k-1} put them; with pp_dreambooth, DreamBooth's form
+    (Ruiz et al. 2023, eq. 2) toward the true regression target instead (the noise, or v on a v-prediction base)."""
     p = o.pred
-    return mse_per_sample(p.seg(p.eps, "preserve"), p.seg(p.noise if w.get("pp_dreambooth") else p.eps_ref, "preserve"))
+    if not p.has("preserve"):
+        return None
+    return mse_per_sample(p.seg(p.eps, "preserve"), p.seg(p.target if w.get("pp_dreambooth") else p.eps_ref, "preserve"))
+
+
+def _replay(o: StepOutputs, w: dict) -> Tensor | None:
+    p = o.pred
+    return mse_per_sample(p.seg(p.eps, "replay"), p.seg(p.eps_ref, "replay")) if p.has("replay") else None
+
+
+def regression_target(scheduler, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
+    """What the UNet is trained to predict at x_t = add_noise(x0, noise, t): the noise for an epsilon base, the
+    velocity v = alpha_t noise - sigma_t x0 (Salimans & Ho 2022, eq. 8; the scheduler's get_velocity) for a
+    v-prediction base such as SD 2.x at 768 px, x0 itself for a sample-prediction base."""
+    kind = scheduler.config.get("prediction_type", "epsilon")
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(x0, noise, t)
+    if kind == "sample":
+        return x0
+    raise ValueError(f"unknown prediction_type {kind!r}")
 
 
 def _esd(o: StepOutputs, w: dict) -> Tensor:
@@ -139,7 +167,7 @@ TERMS: dict[str, Term] = {
     "pp_kv": Term(lambda o, w: _kv(o.keep_near, o), 1.0),
     "drift": Term(lambda o, w: drift(o.factors, o.scaling), 0.0),
     "overlap": Term(lambda o, w: overlap([a for a, _ in o.factors], o.prev_a) if any(o.prev_a) else None, 0.0),
-    "replay": Term(lambda o, w: mse_per_sample(o.pred.seg(o.pred.eps, "replay"), o.pred.seg(o.pred.eps_ref, "replay")), 1.0),
+    "replay": Term(_replay, 1.0),
     "keep": Term(lambda o, w: _kv(o.keep, o), 1.0),
     "protect": Term(lambda o, w: _kv(o.protect, o), 1.0),
     "esd": Term(_esd, 0.0),

@@ -26,6 +26,7 @@ class Base:
     pipe: object              # diffusers.StableDiffusionPipeline
     world: World              # its concepts, prompt sets, vocabulary check and judge (worlds/)
     sampler: dict             # default guidance_scale and num_inference_steps (the world's)
+    gen_batch: int | None = None   # images per pipeline call (None: sized to the free memory, memory.generation_batch)
 
     @property
     def device(self) -> torch.device:
@@ -39,6 +40,30 @@ def pick_device(device: str = "auto") -> torch.device:
     if check(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+PRECISIONS = ("auto", "no", "fp16", "bf16")
+
+
+def resolve_precision(mixed_precision: str, device: torch.device) -> str:
+    """The precision a command runs the base in, the same rule in every command: 'auto' is fp16 on a GPU (as
+    diffusers' pipelines are usually run there) and no (float32) elsewhere; fp16 needs a GPU."""
+    from .errors import UsageError
+
+    if mixed_precision not in PRECISIONS:
+        raise UsageError(f"{param('mixed_precision')} {mixed_precision!r} is not one of {', '.join(PRECISIONS)}.",
+                         "Pick one of those.", option="mixed_precision")
+    if mixed_precision == "auto":
+        return "fp16" if device.type == "cuda" else "no"
+    if mixed_precision == "fp16" and device.type != "cuda":
+        raise UsageError(f"{param('mixed_precision')} fp16 needs a GPU (it is about 27x slower on a CPU, where some "
+                         "half-precision ops are missing).", "Use bf16 or no on a CPU.", option="mixed_precision")
+    return mixed_precision
+
+
+def precision_dtype(mixed_precision: str) -> torch.dtype:
+    """The dtype of the frozen base weights for a resolved precision (trained LoRA parameters stay float32)."""
+    return {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[mixed_precision]
 
 
 PICKLES = ("*.bin", "*.ckpt", "*.pt", "*.pth", "*.pkl")
@@ -95,13 +120,15 @@ def resolve_base(base: str) -> tuple[str, bool]:
                        f"Check the path, or use {param('base')} toy.")
 
 
-def load_base(base: str = "toy", device: str = "auto", dtype: torch.dtype | None = None) -> Base:
-    """Load a StableDiffusionPipeline for a base reference on a device (fp32 on CPU, fp16 on GPU by default)."""
+def load_base(base: str = "toy", device: str = "auto", dtype: torch.dtype | None = None, mixed_precision: str = "auto",
+              gen_batch: int | None = None) -> Base:
+    """Load a StableDiffusionPipeline for a base reference on a device, in the dtype of `mixed_precision`
+    (resolve_precision: fp16 on a GPU, fp32 on a CPU by default) unless `dtype` is given."""
+    dev = pick_device(device)
+    dtype = dtype or precision_dtype(resolve_precision(mixed_precision, dev))
     source, is_hub = resolve_base(base)         # a bad reference fails before diffusers is even imported
     from diffusers import StableDiffusionPipeline
 
-    dev = pick_device(device)
-    dtype = dtype or (torch.float16 if dev.type == "cuda" else torch.float32)
     kwargs = dict(dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     from diffusers.utils import logging as dlog
     from transformers.utils import logging as tlog
@@ -122,4 +149,4 @@ def load_base(base: str = "toy", device: str = "auto", dtype: torch.dtype | None
     pipe.set_progress_bar_config(disable=True)
     pipe.to(dev)
     world = world_for(pipe)
-    return Base(name=base, source=source, pipe=pipe, world=world, sampler=world.sampler())
+    return Base(name=base, source=source, pipe=pipe, world=world, sampler=world.sampler(), gen_batch=gen_batch)

@@ -28,19 +28,20 @@ class Request:
     anchor: str = ""
     preserve: tuple[str, ...] = ()
     synonyms: tuple[str, ...] = ()
-    axis: str | None = None          # the toy world's axis; None on other bases
+    axis: str | None = None          # the toy world's axis, or on other bases the concept's kind (worlds/kinds.py)
     defaults: tuple[str, ...] = field(default=(), compare=False)   # which fields were defaulted
     notes: tuple[str, ...] = field(default=(), compare=False)      # what was decided for the user (an anchor moved)
+    templates: tuple[str, ...] = ()  # the user's prompt templates (`prompts` file); empty: the kind's own
 
     def to_dict(self) -> dict:
-        d = asdict(self) | {k: list(getattr(self, k)) for k in ("preserve", "synonyms", "defaults", "notes")}
-        return d if self.notes else {k: v for k, v in d.items() if k != "notes"}
+        d = asdict(self) | {k: list(getattr(self, k)) for k in ("preserve", "synonyms", "defaults", "notes", "templates")}
+        return {k: v for k, v in d.items() if v or k not in ("notes", "templates")}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Request":
         return cls(concept=d["concept"], anchor=d.get("anchor", ""), preserve=tuple(d.get("preserve", ())),
                    synonyms=tuple(d.get("synonyms", ())), axis=d.get("axis"), defaults=tuple(d.get("defaults", ())),
-                   notes=tuple(d.get("notes", ())))
+                   notes=tuple(d.get("notes", ())), templates=tuple(d.get("templates", ())))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import torch
 
 from .adapter import factors
 from .hooks import AttentionCapture
-from .losses import KeepStates, Objective, Predictions, StepOutputs, reduce_terms, terms_of, total
+from .losses import KeepStates, Objective, Predictions, StepOutputs, reduce_terms, regression_target, terms_of, total
 from .trainset import TrainData, sample_batch
 
 NEW = "duge_new"        # peft name of the adapter being trained
@@ -90,7 +90,8 @@ def training_step(s: Step, gen: torch.Generator) -> tuple[torch.Tensor, dict[str
     xt = s.scheduler.add_noise(x0, noise, t)
     eps, eps_ref, attn, attn_ref, extra = _passes(s, xt, t, e_train, e_ref, seg)
     fac = factors(s.unet, NEW)
-    out = StepOutputs(Predictions(eps, eps_ref, noise, seg, extra.get("uncond"), extra.get("target")),
+    target = regression_target(s.scheduler, x0, noise, t)
+    out = StepOutputs(Predictions(eps, eps_ref, target, seg, extra.get("uncond"), extra.get("target")),
                       attn=attn, attn_ref=attn_ref, factors=[fac[n] for n in sorted(fac)], scaling=s.scaling,
                       prev_a=s.prev_a, keep=s.keep, keep_near=s.keep_near, protect=s.protect)
     terms = reduce_terms(terms_of(out, s.weights))

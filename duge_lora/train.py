@@ -126,6 +126,7 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     unet.requires_grad_(False)
     torch.manual_seed(cfg.seed)                                # peft draws A from the global RNG
     attach(unet, cfg.lora, NEW)                                # B = 0: exactly theta_{k-1} ...
+    cast_training_params(unet, NEW)                            # fp32 LoRA on an fp16/bf16 base
     if start is not None:                                      # ... or the closed-form edit
         _set_factors(unet, NEW, start)
     params = [p for n, p in unet.named_parameters() if f".{NEW}." in n]
@@ -142,6 +143,15 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
                 keep_states(unet, names, data.protect))
     return Session(step, params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0),
                    torch.Generator().manual_seed(cfg.seed), base_fp)
+
+
+def cast_training_params(unet, name: str) -> None:
+    """The trained LoRA parameters in float32 whatever the base's dtype (diffusers' training scripts do the same
+    with `cast_training_params`): fp16 factors would lose small updates to rounding. peft casts the layer's input
+    to the factors' dtype and the result back to the base layer's, so the frozen UNet stays in its own dtype."""
+    for n, p in unet.named_parameters():
+        if f".{name}." in n and p.dtype != torch.float32:
+            p.data = p.data.float()
 
 
 def _closed_form_start(base: Base, req: Request, earlier: list[Request], cfg: TrainConfig) -> dict:

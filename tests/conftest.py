@@ -11,7 +11,8 @@ import torch  # noqa: E402
 
 from duge_lora.models import load_base  # noqa: E402
 
-TINY_WORDS = ["a", "photo", "of", "an", "astronaut", "riding", "horse", "cat", "dog"]
+TINY_WORDS = ["a", "photo", "of", "an", "astronaut", "riding", "horse", "cat", "dog", "painting", "in", "the", "style", "drawing",
+              "picture", "image", "cartoon", "character", "snoopy", "mickey", "mouse", "church", "tench"]
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +21,11 @@ def toy_base():
     return load_base("toy", device="cpu")
 
 
-def build_tiny_sd(folder) -> str:
-    """Save a tiny pipeline with Stable Diffusion's architecture (random weights, 16x16 images) to folder."""
+def build_tiny_sd(folder, layout: str = "sd1") -> str:
+    """Save a tiny pipeline with Stable Diffusion's architecture (random weights, 16x16 images) to folder.
+
+    layout "sd1": SD 1.x (epsilon prediction, conv projections in the transformer blocks, cross-attention width 32);
+    "sd2": SD 2.x (v-prediction, linear projections, per-block head counts, a wider cross-attention width 48)."""
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -29,22 +33,31 @@ def build_tiny_sd(folder) -> str:
 
     torch.manual_seed(0)
     tok = CLIPTokenizer.from_pretrained(write_tokenizer(folder / "_tok", TINY_WORDS))
+    sd2 = layout == "sd2"
+    width = 48 if sd2 else 32
     unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
                                 block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
-                                attention_head_dim=8, norm_num_groups=32)
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=width,
+                                attention_head_dim=(2, 4) if sd2 else 8, use_linear_projection=sd2, norm_num_groups=32)
     vae = AutoencoderKL(block_out_channels=(32, 32), down_block_types=("DownEncoderBlock2D",) * 2,
                         up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=16, sample_size=16)
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=width, intermediate_size=64, num_hidden_layers=1,
                                         num_attention_heads=4, max_position_embeddings=16,
                                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id))
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet,
-                                   scheduler=DDIMScheduler(beta_schedule="scaled_linear", clip_sample=False),
+                                   scheduler=DDIMScheduler(beta_schedule="scaled_linear", clip_sample=False,
+                                                           prediction_type="v_prediction" if sd2 else "epsilon"),
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.save_pretrained(folder / "tiny-sd")
-    return str(folder / "tiny-sd")
+    name = "tiny-sd2" if sd2 else "tiny-sd"
+    pipe.save_pretrained(folder / name)
+    return str(folder / name)
 
 
 @pytest.fixture(scope="session")
 def tiny_sd(tmp_path_factory) -> str:
     return build_tiny_sd(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd2(tmp_path_factory) -> str:
+    return build_tiny_sd(tmp_path_factory.mktemp("tiny2"), "sd2")

@@ -214,7 +214,7 @@ def test_trains_on_a_tiny_sd_architecture_base(tiny_sd, tmp_path, cache):
     rec = train_adapter(base, req, [], TrainConfig(steps=2, batch=2, max_prompts=4, checkpoint_every=0,
                                                    mixed_precision="bf16", gradient_checkpointing=True),
                         tmp_path / "horse", cache=cache)
-    assert rec.request.axis is None and rec.base.source == tiny_sd
+    assert rec.request.axis == "object" and "kind" in rec.request.defaults and rec.base.source == tiny_sd
     assert read_adapter(tmp_path / "horse").spec.targets == ("k", "v")
 
 

@@ -3,7 +3,7 @@
 A World owns, for one kind of base: default anchors and preserve sets (make_request), the prompt sets of a request
 (target paired with anchor, preserve, replay, keep), the prompt vocabulary check, the default sampler, and the
 evaluator. Two implementations: ToyWorld (the embedded toy model, whose world we render and whose judge reads
-it) and GenericWorld (any other Stable Diffusion base; a judge for it is a later piece: judges/).
+it) and GenericWorld (any other Stable Diffusion base, measured by a judge from judges/: CLIP or a classifier).
 """
 from __future__ import annotations
 
@@ -36,9 +36,11 @@ class World(Protocol):
         """Default sampler settings: guidance_scale, num_inference_steps."""
 
     def make_request(self, concept: str, anchor: str | None = None, preserve: list[str] | None = None,
-                     synonyms: list[str] | None = None, earlier: list[Request] = (), force: bool = False) -> Request:
+                     synonyms: list[str] | None = None, earlier: list[Request] = (), force: bool = False,
+                     kind: str | None = None, templates: tuple[str, ...] | None = None) -> Request:
         """Validate a request and fill its defaults (fields left None), given the earlier requests of the chain:
-        the anchor is resolved against theta_{k-1} (never an erased concept unless forced)."""
+        the anchor is resolved against theta_{k-1} (never an erased concept unless forced). kind and templates
+        (a `prompts` file) apply to the generic world; the toy world knows each concept's axis and prompts."""
 
     def prompt_sets(self, req: Request, earlier: list[Request], seed: int = 0) -> PromptSets:
         """The prompts of a request's data sets, given the earlier requests."""
@@ -80,4 +82,4 @@ def world_for(pipe) -> World:
     from .generic import GenericWorld
     from .toy import TOY, is_toy_world
 
-    return TOY if is_toy_world(pipe) else GenericWorld()
+    return TOY if is_toy_world(pipe) else GenericWorld(pipe.tokenizer)

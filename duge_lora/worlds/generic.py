@@ -1,61 +1,146 @@
-"""The generic world: any Stable Diffusion base that is not the toy model (method.md, "Data").
+"""The generic world: any Stable Diffusion base that is not the toy model (method.md, "Data"; docs/real-bases.md).
 
-A request names its own anchor (default: the empty prompt) and preserve set; prompt sets put the concept, its
-synonyms and the preserve concepts into a few templates, and replay a small set of unrelated prompts plus the
-earlier targets. No judge yet: measuring erasure on real bases (CLIP zero-shot, image classifiers) is the later
-judges/ piece, so evaluate() says so in one sentence.
+A concept has a kind: object, style (an artist), character, likeness (a real person) or nsfw, given with `kind`
+or guessed from a small built-in list (kinds.py). The kind decides the prompt templates ("a painting by {}"),
+the default anchor (what theta_k draws instead: "a cartoon character" for a character) and the default preserve
+set (related concepts the prior-preservation loss keeps). A `prompts` file replaces the templates. The data roles
+are the toy world's, so the DUGE losses are unchanged: target prompts paired with the same template filled with
+the anchor; preserve prompts; replay (everyday prompts, and the earlier targets' prompts kept erased); keep (every
+prompt whose keys and values must not move); protect (the earlier targets' prompts).
+
+Measuring needs a judge on a real base (judges/: CLIP zero-shot or an ImageNet classifier); evaluate() is
+generic_eval.evaluate with the judge the caller loaded.
 """
 from __future__ import annotations
 
-from ..errors import DugeError, NoJudge, param
+from pathlib import Path
+
+from ..errors import BadInput, DugeError, NoJudge, UsageError, param
 from ..records import Request
 from . import IMAGES_PER_PROMPT, PromptSets, request_start
+from .kinds import DEFAULT_ANCHOR, DEFAULT_PRESERVE, JUDGE_PHRASE, KINDS, TEMPLATES, guess_kind
 
-TEMPLATES = ("{}", "a photo of {}", "a painting of {}", "an image of {}", "a drawing of {}", "a picture of {}")
 REPLAY = ("a photo of a dog", "a city street at night", "a bowl of fruit", "a mountain landscape",
-          "a portrait of a woman", "a red car", "a cup of coffee", "a forest in autumn")
+          "a portrait of a woman", "a red car", "a cup of coffee", "a forest in autumn", "a beach at sunset",
+          "a cat sleeping on a sofa", "a bicycle leaning on a wall", "a plate of pasta")
+KEEP = REPLAY + ("a photo of a man", "a living room", "a bird on a branch", "a glass of water", "a house with a garden",
+                 "a painting of flowers", "a cartoon of a dog", "a child playing", "an airplane in the sky", "a book")
 SAMPLER = {"guidance_scale": 7.5, "num_inference_steps": 50}      # diffusers' StableDiffusionPipeline defaults
+MANY_PIECES = 3                 # tokens per word above which a concept is probably not a word the base knows
+
+
+def read_prompts(path: str | Path) -> tuple[str, ...]:
+    """A prompts file: one template per line with {} where the concept goes; blank lines and # comments skipped."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise BadInput(f"The prompts file {path} does not exist.", f"Pass a text file to {param('prompts')}.") from None
+    except (UnicodeDecodeError, IsADirectoryError):
+        raise BadInput(f"The prompts file {path} is not a UTF-8 text file.",
+                       "Write one prompt per line, with {} where the concept goes.") from None
+    prompts = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    if not prompts:
+        raise BadInput(f"The prompts file {path} has no prompts.", "Write one prompt per line, with {} where the concept goes.")
+    missing = [p for p in prompts if p.count("{}") != 1 or "{" in p.replace("{}", "")]
+    if missing:
+        raise BadInput(f"The prompt {missing[0]!r} in {path} has no {{}} (or more than one, or other braces), so the "
+                       "concept has no place in it.", 'Write it like "a photo of {} on a table".')
+    return tuple(dict.fromkeys(prompts))
 
 
 class GenericWorld:
-    """The World of any other base: templates, user-given anchors and preserve sets, no judge (yet)."""
+    """The World of any other base: kinds, templates, default anchors and preserve sets; judged by judges/."""
     name = "generic"
-    has_judge = False
+    has_judge = False                  # no built-in judge: eval and bench take one with `judge`
+
+    def __init__(self, tokenizer=None):
+        self.tokenizer = tokenizer
 
     def sampler(self) -> dict:
         return dict(SAMPLER)
 
     def make_request(self, concept: str, anchor: str | None = None, preserve: list[str] | None = None,
-                     synonyms: list[str] | None = None, earlier: list[Request] = (), force: bool = False) -> Request:
-        """A request as given (default anchor: the empty prompt); an anchor that an earlier request erased is
-        refused unless forced (its prompt no longer draws it)."""
+                     synonyms: list[str] | None = None, earlier: list[Request] = (), force: bool = False,
+                     kind: str | None = None, templates: tuple[str, ...] | None = None) -> Request:
+        """A request with the kind's defaults filled in: anchor and preserve set from the kind (kinds.py), the
+        kind guessed when not given. An anchor that an earlier request erased is refused unless forced (its
+        prompt no longer draws it), and a default anchor that was erased is too (name another)."""
         concept, defaults = request_start(concept, "Snoopy", anchor, preserve, synonyms)
+        notes: list[str] = []
+        if kind is None:
+            kind, why = guess_kind(concept)
+            defaults += ("kind",)
+            notes.append(f"kind: {kind} ({why}); pass {param('kind')} to choose another")
+        elif kind not in KINDS:
+            raise UsageError(f"Unknown kind {kind!r}.", f"Choose one of: {', '.join(KINDS)}.", option="kind")
         erased = {e.concept.lower() for e in earlier} | {s.lower() for e in earlier for s in e.synonyms}
-        notes = ()
-        if anchor and anchor.lower() in erased:
+        if anchor is None:
+            anchor = DEFAULT_ANCHOR[kind]
+            if anchor.lower() in erased:
+                raise DugeError(f"The default anchor {anchor!r} of a {kind} was erased by an earlier request.",
+                                f"Name what to draw instead with {param('anchor')}.", option="anchor")
+        elif anchor.lower() in erased:
             if not force:
                 raise DugeError(f"The anchor {anchor!r} was erased by an earlier request, so the model no longer draws it.",
                                 f"Choose another {param('anchor')}, or pass {param('force')} to use it anyway.", option="anchor")
-            notes = (f"the anchor {anchor!r} was erased earlier; used anyway (forced)",)
-        return Request(concept, anchor or "", tuple(preserve or ()), tuple(synonyms or ()), None, defaults, notes)
+            notes.append(f"the anchor {anchor!r} was erased earlier; used anyway (forced)")
+        if preserve is None:
+            preserve = [p for p in DEFAULT_PRESERVE[kind] if p.lower() != concept.lower()]
+        notes += self._token_warnings([concept, *(synonyms or ())])
+        return Request(concept, anchor, tuple(dict.fromkeys(preserve)), tuple(synonyms or ()), kind, defaults,
+                       tuple(notes), tuple(templates or ()))
+
+    def _token_warnings(self, words: list[str]) -> list[str]:
+        """A concept the tokenizer splits into many pieces is probably unknown to the base (warn, do not refuse)."""
+        if self.tokenizer is None:
+            return []
+        out = []
+        for w in words:
+            pieces = self.tokenizer.tokenize(w)
+            if len(pieces) > MANY_PIECES * max(1, len(w.split())):
+                out.append(f"warning: the tokenizer splits {w!r} into {len(pieces)} pieces, so the base may not know "
+                           "it as a word; check that the base draws it (duge-lora sample) before erasing it")
+        return out
+
+    @staticmethod
+    def templates_of(req: Request) -> tuple[str, ...]:
+        return req.templates or TEMPLATES[req.axis or "object"]
 
     def prompt_sets(self, req: Request, earlier: list[Request], seed: int = 0) -> PromptSets:
-        """The concept (and synonyms) in each template, anchored to the same template."""
+        """Each template filled with the concept (and synonyms), paired with the same template filled with the
+        anchor (the empty anchor: the template without the concept, as Concept Ablation's empty anchor)."""
+        templates = self.templates_of(req)
+        fill = lambda t, w: " ".join(t.format(w).split()).strip(" ,")  # noqa: E731
         target, anchor = [], []
-        for t in TEMPLATES:
+        for t in templates:
             for word in (req.concept, *req.synonyms):
-                target.append(t.format(word))
-                anchor.append(t.format(req.anchor).strip() if req.anchor else "")
-        preserve = [t.format(p) for p in req.preserve for t in TEMPLATES]
-        replay = list(REPLAY) + [t.format(e.concept) for e in earlier for t in TEMPLATES[:3]]
-        return PromptSets(target, anchor, preserve, replay)
+                target.append(fill(t, word))
+                anchor.append(fill(t, req.anchor))
+        preserve = [fill(t, p) for p in req.preserve for t in templates]
+        earlier_prompts = [fill(t, w) for e in earlier for t in self.templates_of(e) for w in (e.concept, *e.synonyms)]
+        replay = list(REPLAY) + [fill(t, e.concept) for e in earlier for t in self.templates_of(e)]
+        keep = sorted(set(KEEP) | set(preserve))
+        return PromptSets(target, anchor, preserve, replay, keep, sorted(set(earlier_prompts)))
+
+    def judge_candidates(self, req: Request) -> dict[str, str]:
+        """What a CLIP judge chooses among for a request's images: concept -> the phrase it is judged by."""
+        phrase = JUDGE_PHRASE[req.axis or "object"]
+        names = [req.concept, req.anchor or "something else", *req.preserve]
+        return {n: phrase.format(n) for n in dict.fromkeys(names)}
 
     def anchor_check(self, base, req: Request, prompts: list[str], latents) -> float | None:
-        return None                                    # no judge on a generic base (yet)
+        return None              # judged by eval with a judge; train has none on a real base
 
     def check_prompts(self, prompts: list[str]) -> None:
         """Any words: a real base's tokenizer reads them."""
 
-    def evaluate(self, base, n: int = IMAGES_PER_PROMPT, seed: int = 0, targets: list[Request] | None = None, progress=None):
-        raise NoJudge(f"`eval` measures with the toy world's judge, but the base {base.name!r} is not a toy-world model.",
-                      f"Use {param('base')} toy (or a model composed from it).", option="base")
+    def evaluate(self, base, n: int = IMAGES_PER_PROMPT, seed: int = 0, targets: list[Request] | None = None, progress=None,
+                 judge=None):
+        if judge is None:
+            raise NoJudge(f"Measuring erasure on {base.name!r} needs a judge: it is not the toy model, whose world has one.",
+                          f"Pass {param('judge')} with a CLIP model (e.g. openai/clip-vit-large-patch14) or an image "
+                          "classifier (e.g. microsoft/resnet-50).", option="judge")
+        from ..generic_eval import evaluate
+
+        return evaluate(base, judge, targets or [], n=n, seed=seed, progress=progress)

@@ -104,9 +104,14 @@ class ToyWorld:
         return dict(report.get("sampler", {"guidance_scale": B.guidance_scale, "num_inference_steps": B.num_inference_steps}))
 
     def make_request(self, concept: str, anchor: str | None = None, preserve: list[str] | None = None,
-                     synonyms: list[str] | None = None, earlier: list[Request] = (), force: bool = False) -> Request:
+                     synonyms: list[str] | None = None, earlier: list[Request] = (), force: bool = False,
+                     kind: str | None = None, templates: tuple[str, ...] | None = None) -> Request:
         """Validate a request and fill its defaults from the world's neighbours ("Mickey Mouse" -> mickey), with
         the anchor resolved against theta_{k-1}: never a concept an earlier request erased (resolve_anchor)."""
+        if kind is not None or templates:
+            what = param("kind") if kind is not None else param("prompts")
+            raise UsageError(f"{what} applies to real bases; the toy world knows each concept's axis and draws every "
+                             "scene of it.", f"Leave {what} out with the toy model.", option="kind" if kind is not None else "prompts")
         concept, defaults = request_start(concept, "circle", anchor, preserve, synonyms)
         _check_words([concept, anchor or "", *(preserve or []), *(synonyms or [])])
         meant = {world.canonical(w) for w in concept.lower().split()}
