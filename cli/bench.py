@@ -16,9 +16,10 @@ from duge_lora.bench import prepare_dir, run_bench
 from duge_lora.bench_config import DEFAULT_ABLATION, METHODS, SEQUENCES, BenchConfig, check_config, runs_of
 from duge_lora.bench_results import collect
 from duge_lora.errors import DugeError
+from duge_lora.models import pick_device
 from duge_lora.report import fmt, summary_rows, write_report
 
-from .common import JsonOpt, OverwriteOpt, err, note
+from .common import BaseOpt, DeviceOpt, JsonOpt, JudgeOpt, OverwriteOpt, PrecisionOpt, err, note
 from .output import Output
 
 EXAMPLES = """
@@ -53,6 +54,10 @@ def bench_command(
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help=f"Training steps per request (default {BenchConfig.steps}; --quick {BenchConfig.quick().steps}).")] = None,
     images: Annotated[Optional[int], typer.Option("--images", min=1, help=f"Evaluation images per prompt (default {BenchConfig.images}).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Processes running chains in parallel (default: 2 on a CPU with 2+ cores, 1 on a GPU).")] = None,
+    base: BaseOpt = "toy",
+    judge: JudgeOpt = None,
+    device: DeviceOpt = "auto",
+    mixed_precision: PrecisionOpt = "auto",
     overwrite: OverwriteOpt = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -79,6 +84,11 @@ def bench_command(
         overrides["steps"] = steps
     if images is not None:
         overrides["images"] = images
+    pick_device(device)
+    overrides |= {"base": base, "judge": judge, "device": device, "mixed_precision": mixed_precision}
+    if base != "toy" and sequence is None:
+        raise DugeError(f"A bench on {base!r} needs the concepts to erase: the default sequences are the toy world's.",
+                        'Pass --sequence "van gogh,snoopy,church" (erased in this order).', option="sequence")
     cfg = BenchConfig.quick(**overrides) if quick else BenchConfig(**overrides)
     check_config(cfg)
     resuming = prepare_dir(output, cfg, overwrite)

@@ -10,6 +10,7 @@ import typer
 from duge_lora.adapter import LoraSpec
 from duge_lora.checkpoint import has_checkpoint, partial_dir
 from duge_lora.errors import DugeError
+from duge_lora.judges import load_judge
 from duge_lora.io import check_output, check_paths
 from duge_lora.losses import DEFAULT_WEIGHTS
 from duge_lora.models import load_base, pick_device, resolve_precision
@@ -74,6 +75,7 @@ def train(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Adapter folder to write (default: erase-<concept>, or inside --stack).")] = None,
     kind: KindOpt = None,
     prompts: PromptsOpt = None,
+    judge: Annotated[Optional[str], typer.Option("--judge", help="On a real base: a CLIP model or image classifier that checks the anchor images do not show the concept (warns if they do).")] = None,
     mixed_precision: PrecisionOpt = "auto",
     gen_batch: GenBatchOpt = None,
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing", help="Trade compute for memory on big UNets.")] = T.gradient_checkpointing,
@@ -97,7 +99,13 @@ def train(
     check_output(plan.output if plan.stack is None or plan.stack.is_dir() else plan.stack, overwrite, folder=True)
     check_paths(plan.output, plan.parents)
     parents = resolve_adapters(plan.parents)
+    if judge is not None and base == "toy":
+        raise DugeError("--judge is for real bases; the toy model's anchors are checked by its own judge.",
+                        "Leave --judge out with the toy model.", option="judge")
+    j = load_judge(judge, device) if judge is not None else None
     b = load_base(base, device, mixed_precision=mixed_precision, gen_batch=gen_batch)
+    if j is not None:
+        b.world.judge = j
     req = b.world.make_request(concept, anchor, preserve, synonym, earlier=requests_of(parents), force=force,
                                kind=kind, templates=templates)
     _describe(b, req, parents)

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .bench_config import BenchConfig, Run, chain_requests, eval_scenes, probe_rows, runs_of
+from .bench_config import BenchConfig, Run, chain_requests, runs_of
 from .errors import BenchInterrupted, OutputError, TrainingStopped, UsageError, param, signal_code
 from .io import atomic_path
 from .stack import slug
@@ -42,26 +42,19 @@ def base_file(out: Path, seed: int) -> Path:
 
 def measure_base(cfg: BenchConfig, out: Path, seed: int) -> dict:
     """Judge the base once per seed (with every target's synonyms); keep its verdicts and features for erosion/FD."""
-    from .evaluate import sample_eval
-    from .metrics import unlearning_metrics
+    from .bench_measure import measure_for
     from .models import load_base
 
     path = base_file(out, seed)
     if path.exists() and path.with_suffix(".json").exists():
         return json.loads(path.with_suffix(".json").read_text())
     t0 = time.time()
-    b = load_base(cfg.base, "cpu")
-    reqs = chain_requests(cfg.sequence)
-    s = sample_eval(b, cfg.images, seed, reqs, eval_scenes(cfg), features=True)
-    m = unlearning_metrics(s.scenes, s.hits, s.synonym, [(r.axis, r.concept) for r in reqs])
-    canon = ~s.synonym
+    arrays, info = measure_for(cfg).base_arrays(load_base(cfg.base, cfg.device, mixed_precision=cfg.mixed_precision), seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, features=s.features[canon], images=s.images[canon],
-                     **{f"hit_{a}": h[canon] for a, h in s.hits.items()})
-    info = {"seed": seed, "accuracy": m["accuracy"], "targets": m["targets"],
-            "images": int(canon.sum()), "seconds": round(time.time() - t0, 1)}
+            np.savez(f, **arrays)
+    info = {"seed": seed} | info | {"seconds": round(time.time() - t0, 1)}
     with atomic_path(path.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
     return info
@@ -73,35 +66,18 @@ def load_base_verdicts(out: Path, seed: int) -> dict[str, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- one step of one run
-def step_metrics(cfg: BenchConfig, sample, base: dict[str, np.ndarray], reqs: list) -> dict:
-    """UA (current), UA_prev, mean UA over all targets so far, IRA, CRA, erosion and FD vs the base."""
-    from .metrics import erosion, frechet_distance, non_target_mask, overall_accuracy, unlearning_metrics
-
-    targets = [(r.axis, r.concept) for r in reqs]
-    m = unlearning_metrics(sample.scenes, sample.hits, sample.synonym, targets)
-    canon = ~sample.synonym
-    scenes = [s for s, c in zip(sample.scenes, canon) if c]
-    keep = non_target_mask(scenes, np.zeros(len(scenes), bool), targets)       # same prompts and seeds as the base
-    hits = {a: h[canon] for a, h in sample.hits.items()}
-    base_hits = {a: base[f"hit_{a}"] for a in hits}
-    return {"ua": m["ua"], "ua_prev": m["ua_prev"], "mean_ua": m["mean_ua"],
-            "ira": m["ira"], "cra": m["cra"],
-            "erosion": erosion(overall_accuracy(scenes, base_hits, keep), overall_accuracy(scenes, hits, keep)),
-            "fd": frechet_distance(base["features"][keep], sample.features[canon][keep]),
-            "non_target_images": int(keep.sum()), "accuracy": m["accuracy"], "targets": m["targets"]}
-
-
 def _train_request(run: Run, cfg: BenchConfig, out: Path, req, adapters: list[Path], adapter: Path, say) -> tuple:
     """Train request k on the run's adapters 1..k-1 (or read it back): (record, the model training ended with)."""
     from .compose import Item, apply_items
-    from .models import load_base
+    from .models import load_base, resolve_precision
     from .records import resolve_adapter, resolve_adapters
     from .train import TrainConfig, train_adapter
 
     if (adapter / "duge.json").exists():
         return resolve_adapter(adapter).record, None
-    trainee = load_base(cfg.base, "cpu")
-    tcfg = TrainConfig(method=run.method, steps=cfg.steps, seed=run.seed, weights=run.weights(),
+    trainee = load_base(cfg.base, cfg.device, mixed_precision=cfg.mixed_precision)
+    precision = resolve_precision(cfg.mixed_precision, trainee.device)
+    tcfg = TrainConfig(method=run.method, steps=cfg.steps, seed=run.seed, weights=run.weights(), mixed_precision=precision,
                        max_prompts=cfg.max_prompts, checkpoint_every=max(10, cfg.steps // 4))
     record = train_adapter(trainee, req, resolve_adapters(adapters), tcfg, adapter, resume=True, cache=out / "cache",
                            progress=lambda stage, d, t, info: say(stage, d, t))
@@ -110,22 +86,19 @@ def _train_request(run: Run, cfg: BenchConfig, out: Path, req, adapters: list[Pa
     return record, trainee.pipe.unet.eval()
 
 
-def _judge_step(cfg: BenchConfig, run: Run, composed, reqs: list, base: dict, folder: Path, k: int, say) -> dict:
-    """Judge the composed stack 1..k; keep the probe rows' images for the grids."""
-    from .evaluate import sample_eval
-
+def _judge_step(measure, run: Run, composed, reqs: list, base: dict, folder: Path, k: int, say) -> dict:
+    """Judge the composed stack 1..k (bench_measure); keep the probe rows' images for the grids."""
     t0 = time.time()
-    s = sample_eval(composed, cfg.images, run.seed, reqs, eval_scenes(cfg), features=True,
-                    progress=lambda d, t: say("judge", d, t))
-    row = step_metrics(cfg, s, base, reqs) | {"eval_seconds": round(time.time() - t0, 1)}
-    canon_images = s.images[~s.synonym]
+    row, probe_images = measure.step(composed, reqs, run.seed, base, progress=lambda d, t: say("judge", d, t))
+    row |= {"eval_seconds": round(time.time() - t0, 1)}
     with atomic_path(folder / f"probe-{k:02d}.npy") as tmp:
         with open(tmp, "wb") as f:
-            np.save(f, canon_images[[r * cfg.images for r in probe_rows(cfg)]])
+            np.save(f, probe_images)
     return row
 
 
-def _step(run: Run, cfg: BenchConfig, out: Path, k: int, reqs: list, adapters: list[Path], base: dict, report) -> dict:
+def _step(run: Run, cfg: BenchConfig, out: Path, k: int, reqs: list, adapters: list[Path], base: dict, measure,
+          report) -> dict:
     """Request k of a run: train it, compose 1..k (compose's sum, in memory), check and judge the result."""
     from .compose import apply_to_base
     from .models import load_base
@@ -137,14 +110,14 @@ def _step(run: Run, cfg: BenchConfig, out: Path, k: int, reqs: list, adapters: l
     row: dict = {"step": k, "target": reqs[-1].concept, "seconds": record.seconds, "peak_mb": record.peak_mb,
                  "data_cached": record.data.get("cached")}
     say("compose", 0, 1)
-    composed = load_base(cfg.base, "cpu")
+    composed = load_base(cfg.base, cfg.device, mixed_precision=cfg.mixed_precision)
     t0 = time.time()
     apply_to_base(composed, [str(a) for a in adapters])
     row["compose_seconds"] = round(time.time() - t0, 3)
     if live is not None:                     # the composed stack vs the model training ended with
         row["compose_max_abs_diff"] = float((probe(composed.pipe.unet) - probe(live)).abs().max())
     if run.every_step or k == len(cfg.sequence):
-        row |= _judge_step(cfg, run, composed, reqs, base, folder, k, say)
+        row |= _judge_step(measure, run, composed, reqs, base, folder, k, say)
     return row
 
 
@@ -157,8 +130,11 @@ def run_chain(run: Run, cfg: BenchConfig, out: Path, threads: int = 0, report: R
     report = report or (lambda msg: None)
     folder = run_folder(out, run.name, run.seed)
     folder.mkdir(parents=True, exist_ok=True)
+    from .bench_measure import measure_for
+
     base = load_base_verdicts(out, run.seed)
-    chain, adapters, results = chain_requests(cfg.sequence), [], []
+    measure = measure_for(cfg)
+    chain, adapters, results = chain_requests(cfg.sequence, cfg.base), [], []
     for k, concept in enumerate(cfg.sequence, 1):
         reqs = chain[:k]
         adapters.append(folder / f"{k:02d}-{slug(concept)}")
@@ -166,7 +142,7 @@ def run_chain(run: Run, cfg: BenchConfig, out: Path, threads: int = 0, report: R
         if result_file.exists():
             results.append(json.loads(result_file.read_text()))
         else:
-            results.append(_step(run, cfg, out, k, reqs, adapters, base, report))
+            results.append(_step(run, cfg, out, k, reqs, adapters, base, measure, report))
             with atomic_path(result_file) as tmp:
                 tmp.write_text(json.dumps(results[-1], indent=2))
         report({"run": run.key, "step": k, "stage": "done", "done": 1, "total": 1})

@@ -47,6 +47,9 @@ class BenchConfig:
     images: int = 1                                 # evaluation images per prompt
     scene_fraction: int = 1                         # judge 1/scene_fraction of the world's scenes
     base: str = "toy"
+    judge: str | None = None                        # a real base's judge (judges/); the toy has its own
+    device: str = "auto"                            # as in every command: a GPU when there is one
+    mixed_precision: str = "auto"                   # the base's precision (models.resolve_precision)
 
     @classmethod
     def quick(cls, **overrides) -> "BenchConfig":
@@ -62,8 +65,15 @@ class BenchConfig:
         """Every seed some run uses (the base is measured once for each)."""
         return self.seeds if set(self.methods) & set(self.seeded) else self.seeds[:1]
 
+    @property
+    def is_toy(self) -> bool:
+        return self.base == "toy"
+
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """The settings (what resuming compares); a real base's fields only where they are not the defaults, so a
+        toy bench's settings read as before."""
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return {k: v for k, v in d.items() if k not in ("judge", "device", "mixed_precision") or v != DEFAULTS[k]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "BenchConfig":
@@ -87,6 +97,9 @@ class Run:
 
     def weights(self) -> dict | None:
         return {**DEFAULT_WEIGHTS, **{t: 0.0 for t in self.zeroed}} if self.zeroed else None
+
+
+DEFAULTS = {"judge": None, "device": "auto", "mixed_precision": "auto"}
 
 
 def check_config(cfg: BenchConfig) -> None:
@@ -113,14 +126,24 @@ def check_config(cfg: BenchConfig) -> None:
     if not cfg.methods and not cfg.ablation:
         raise DugeError("Nothing to run: no methods and no ablation.", f"Pass {param('methods')} duge (at least).",
                        option="methods")
-    chain_requests(cfg.sequence)         # unknown words, nothing left to draw instead -> a clear DugeError
+    if cfg.judge is not None and cfg.is_toy:
+        raise DugeError(f"{param('judge')} is for real bases; the toy model is measured by its own judge.",
+                        f"Leave {param('judge')} out with the toy model.", option="judge")
+    if cfg.judge is None and not cfg.is_toy:
+        raise DugeError(f"A bench on {cfg.base!r} needs a judge: it is not the toy model, whose world has one.",
+                        f"Pass {param('judge')} with a CLIP model or an image classifier.", option="judge")
+    chain_requests(cfg.sequence, cfg.base)   # unknown words, nothing left to draw instead -> a clear DugeError
 
 
-def chain_requests(sequence: tuple[str, ...]) -> list:
-    """The requests of a sequence with their defaults, each anchor resolved against the requests before it."""
+def chain_requests(sequence: tuple[str, ...], base: str = "toy") -> list:
+    """The requests of a sequence with their defaults, each anchor resolved against the requests before it (on a
+    real base: the generic world, each concept's kind guessed; docs/real-bases.md)."""
+    from .worlds.generic import GenericWorld
+
+    world = TOY if base == "toy" else GenericWorld()
     reqs: list = []
     for c in sequence:
-        reqs.append(TOY.make_request(c, earlier=reqs))
+        reqs.append(world.make_request(c, earlier=reqs))
     return reqs
 
 

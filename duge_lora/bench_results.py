@@ -37,7 +37,7 @@ def _steps(folder: Path, n: int) -> list[dict]:
 
 
 NUMERIC = ("ua", "ua_prev", "mean_ua", "ira", "cra", "erosion", "fd", "seconds", "peak_mb", "compose_seconds",
-           "compose_max_abs_diff", "eval_seconds")
+           "compose_max_abs_diff", "eval_seconds", "clip_score")
 
 
 def _mean(values: list) -> float | None:
@@ -73,10 +73,9 @@ def _spread(finals: list[dict]) -> dict:
 
 
 def _mean_base(infos: list[dict]) -> dict:
-    acc = {a: float(np.mean([i["accuracy"][a] for i in infos if i["accuracy"][a] is not None]))
-           for a in infos[0]["accuracy"]}
+    acc = {a: _mean([i["accuracy"][a] for i in infos]) for a in infos[0]["accuracy"]}
     targets = [{"concept": t["concept"], "axis": t["axis"],
-                "ua": float(np.mean([i["targets"][j]["ua"] for i in infos]))} for j, t in enumerate(infos[0]["targets"])]
+                "ua": _mean([i["targets"][j]["ua"] for i in infos])} for j, t in enumerate(infos[0]["targets"])]
     return {"accuracy": acc, "targets": targets, "images": infos[0]["images"]}
 
 

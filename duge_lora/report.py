@@ -169,15 +169,19 @@ def plots(results: dict, folder: Path) -> list[Path]:
 
 def grids(out: Path, results: dict, folder: Path) -> list[Path]:
     """Per method: rows = probe prompts, columns = step 0 (base) .. K (from each step's kept probe images)."""
-    from .bench import load_base_verdicts, run_folder
+    from .bench import base_file, load_base_verdicts, run_folder
     from .bench_config import BenchConfig, eval_scenes, probe_rows
     from .generate import grid
 
     folder.mkdir(parents=True, exist_ok=True)
     cfg = BenchConfig.from_dict(results["config"])
-    seed, rows, scenes = cfg.seeds[0], probe_rows(cfg), eval_scenes(cfg)
-    row_labels = [scenes[r].prompt() for r in rows]
-    base_probe = load_base_verdicts(out, seed)["images"][[r * cfg.images for r in rows]]
+    seed = cfg.seeds[0]
+    kept, info = load_base_verdicts(out, seed), json.loads(base_file(out, seed).with_suffix(".json").read_text())
+    if "probe" in kept:                                    # bench_measure keeps the probe rows and their labels
+        base_probe, row_labels = kept["probe"], info["probe_labels"]
+    else:                                                  # a toy bench folder written before it did
+        rows, scenes = probe_rows(cfg), eval_scenes(cfg)
+        base_probe, row_labels = kept["images"][[r * cfg.images for r in rows]], [scenes[r].prompt() for r in rows]
     paths = []
     for name in list(results["methods"]) + list(results["ablation"]):
         cols, col_labels = [base_probe], ["base"]

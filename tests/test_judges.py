@@ -3,48 +3,16 @@ against the models' own outputs, label matching, features, CLIP score, and every
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from duge_lora.errors import BadInput, EnvironmentProblem, UsageError
 from duge_lora.judges import Judge, load_judge
+from tiny import LABELS, build_tiny_classifier, build_tiny_clip
 
 WORDS = ["a", "photo", "picture", "of", "church", "tench", "garbage", "truck", "dog"]
 CANDIDATES = ["church", "tench", "garbage truck", "dog"]
-LABELS = {0: "tench, Tinca tinca", 1: "church, church building", 2: "garbage truck, dustcart", 3: "golden retriever"}
-
-
-def build_tiny_clip(folder, words) -> str:
-    """Save a tiny random CLIP (32x32 images, 16-d projections) with its tokenizer and image processor to folder."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
-
-    from duge_lora.toy.tokenizer import write_tokenizer
-
-    folder = Path(folder)
-    tok = CLIPTokenizer.from_pretrained(write_tokenizer(folder, words))
-    torch.manual_seed(0)
-    text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-                max_position_embeddings=max(16, tok.model_max_length), bos_token_id=tok.bos_token_id,
-                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, image_size=32,
-                  patch_size=8)
-    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
-    return str(folder)
-
-
-def build_tiny_classifier(folder) -> str:
-    """Save a tiny random ResNet classifier over four ImageNet-style labels, with its image processor, to folder."""
-    from transformers import ConvNextImageProcessor, ResNetConfig, ResNetForImageClassification
-
-    torch.manual_seed(0)
-    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=4, id2label=LABELS,
-                          label2id={v: k for k, v in LABELS.items()})
-    ResNetForImageClassification(config).save_pretrained(folder)
-    ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=1.0).save_pretrained(folder)
-    return str(folder)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from duge_lora.losses import regression_target
 from duge_lora.worlds.generic import GenericWorld, read_prompts
 from duge_lora.worlds.kinds import DEFAULT_ANCHOR, guess_kind
 from duge_lora_cli.main import main
-from test_judges import build_tiny_classifier, build_tiny_clip
+from tiny import build_tiny_classifier, build_tiny_clip
 
-from conftest import TINY_WORDS
+from tiny import TINY_WORDS
 
 STEPS = ["--steps", "3", "--batch", "2", "--gen-batch", "16"]
 
@@ -32,8 +32,11 @@ def test_two_chained_requests_train_compose_and_evaluate(layout, tiny_sd, tiny_s
                  "-o", str(a1), "--json", *STEPS]) == 0
     r1 = json.loads(capsys.readouterr().out)
     assert r1["request"]["axis"] == "object" and r1["request"]["anchor"] == DEFAULT_ANCHOR["object"]
-    assert main(["train", "--base", base, "--concept", "church", "--after", str(a1), "-o", str(a2), "--json", *STEPS]) == 0
+    assert main(["train", "--base", base, "--concept", "church", "--after", str(a1), "-o", str(a2), "--json", *STEPS,
+                 "--judge", judges["clip"]]) == 0
     r2 = json.loads(capsys.readouterr().out)
+    # with a judge, train reads theta_1's anchor images and records how many show the target
+    assert 0.0 <= r2["data"]["anchor_read_as_target"] <= 1.0 and "anchor_read_as_target" not in r1["data"]
     assert r2["request"]["axis"] == "object" and "kind" in r2["request"]["defaults"]
     assert [p["concept"] for p in r2["parents"]] == ["garbage truck"]
     assert main(["compose", str(a1), str(a2), "--base", base, "-o", str(model), "--json"]) == 0
@@ -141,3 +144,29 @@ def test_fp16_base_trains_fp32_lora_and_merges_through_fp32(tiny_sd):
     merged = add_delta(w, delta)
     assert merged.dtype == torch.float16
     assert torch.equal(merged, (w.float() + delta.float()).half())
+
+
+def test_bench_on_a_real_base_with_a_judge(tiny_sd2, judges, tmp_path, capsys):
+    """The bench's whole path on a v-prediction base, measured by the CLIP judge: per-step keys, erosion and FD
+    against the base, the report files."""
+    out = tmp_path / "b"
+    args = ["bench", "--quick", "--base", tiny_sd2, "--judge", judges["clip"], "--sequence", "garbage truck,church",
+            "--methods", "duge,uce", "--ablation", "none", "--steps", "2", "--workers", "1", "-o", str(out), "--json"]
+    assert main(args) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["config"]["base"] == tiny_sd2 and r["config"]["judge"] == judges["clip"]
+    for name in ("duge", "uce"):
+        steps = r["methods"][name]["steps"]
+        assert [s["target"] for s in steps] == ["garbage truck", "church"]
+        for s in steps:
+            for key in ("ua", "mean_ua", "ira", "cra", "erosion", "fd", "clip_score"):
+                assert s[key] is not None, (name, key)
+        assert steps[0]["ua_prev"] is None and steps[1]["ua_prev"] == steps[1]["targets"][0]["ua"]
+        assert steps[1]["non_target_images"] == steps[0]["non_target_images"] > 0
+    assert "related" in r["base"]["accuracy"] and (out / "grids" / "duge.png").exists() and (out / "index.html").exists()
+    capsys.readouterr()
+    # a real base needs a judge, and its own sequence
+    assert main(["bench", "--quick", "--base", tiny_sd2, "--sequence", "church", "-o", str(tmp_path / "c")]) == 2
+    assert "--judge" in capsys.readouterr().err
+    assert main(["bench", "--quick", "--base", tiny_sd2, "--judge", judges["clip"], "-o", str(tmp_path / "d")]) == 2
+    assert "--sequence" in capsys.readouterr().err and not (tmp_path / "d").exists()

@@ -54,8 +54,9 @@ class GenericWorld:
     name = "generic"
     has_judge = False                  # no built-in judge: eval and bench take one with `judge`
 
-    def __init__(self, tokenizer=None):
+    def __init__(self, tokenizer=None, judge=None):
         self.tokenizer = tokenizer
+        self.judge = judge             # a judges.Judge, when the caller has one: train checks its anchor with it
 
     def sampler(self) -> dict:
         return dict(SAMPLER)
@@ -129,8 +130,22 @@ class GenericWorld:
         names = [req.concept, req.anchor or "something else", *req.preserve]
         return {n: phrase.format(n) for n in dict.fromkeys(names)}
 
-    def anchor_check(self, base, req: Request, prompts: list[str], latents) -> float | None:
-        return None              # judged by eval with a judge; train has none on a real base
+    def anchor_check(self, base, req: Request, prompts: list[str], latents, n: int = 16) -> float | None:
+        """With a judge: the share of (up to n of) theta_{k-1}'s anchor images it reads as the target (a CLIP judge
+        among the request's candidates, a classifier by its top-1 class); None without one."""
+        import torch
+
+        from ..generate import decode
+
+        if self.judge is None or not len(latents):
+            return None
+        images = torch.from_numpy(decode(base, latents[:n])).permute(0, 3, 1, 2).float() / 255
+        if self.judge.kind == "classifier":
+            if not self.judge.has_concept(req.concept):
+                return None
+            return sum(self.judge.matches(lab, req.concept) for lab in self.judge.predict(images, [])) / len(images)
+        cands = self.judge_candidates(req)
+        return sum(g == cands[req.concept] for g in self.judge.predict(images, list(cands.values()))) / len(images)
 
     def check_prompts(self, prompts: list[str]) -> None:
         """Any words: a real base's tokenizer reads them."""

@@ -97,6 +97,32 @@ for argv, names in [
 ]:
     case("options", argv.replace(" -o {t}/g.png", "").replace(" -o {t}/b", ""), argv, USAGE, names)
 
+# ----------------------------------------------------------------------------- real bases (issue 14)
+REAL = "train --base {tiny} --concept cat --steps 1 -o {t}/out"
+for name, argv, code, names, setup in [
+    ("train --prompts: a file without {}", REAL + " --prompts {bad}", BAD_FILE, ["{bad}", "{{}}"],
+     lambda c: c.bad.write_text("a photo of a cat\n")),
+    ("train --prompts: an empty file", REAL + " --prompts {bad}", BAD_FILE, "{bad}", lambda c: c.bad.write_text("\n# none\n")),
+    ("train --prompts: a missing file", REAL + " --prompts {t}/none.txt", BAD_FILE, "{t}/none.txt", None),
+    ("train --kind bogus", REAL + " --kind bogus", USAGE, "bogus", None),
+    ("train --kind on the toy model", TRAIN + " --kind style", USAGE, "--kind", None),
+    ("train --base: a folder that is not a pipeline", "train --base {a1} --concept cat -o {t}/out", BAD_FILE,
+     ["{a1}", "model_index.json"], None),
+    ("eval on a real base without --judge", "eval --base {tiny} --concept cat -n 1", USAGE, "--judge", None),
+    ("eval --judge on the toy model", "eval --judge {clip} -n 1", USAGE, "--judge", None),
+    ("eval --judge: neither CLIP nor a classifier", "eval --base {tiny} --concept cat -n 1 --judge {bert}", BAD_FILE,
+     ["{bert}", "bert"], None),
+    ("eval --judge: a missing folder", "eval --base {tiny} --concept cat -n 1 --judge {t}/none", BAD_FILE, "{t}/none", None),
+    ("eval --judge: a Hub id offline, not cached", "eval --base {tiny} --concept cat -n 1 --judge nobody/no-judge",
+     ENVIRONMENT, "nobody/no-judge", None),
+    ("eval --judge: a class the classifier does not have", "eval --base {tiny} --concept chruch -n 1 --judge {classifier}",
+     USAGE, ["chruch", "church"], None),
+    ("bench on a real base without --sequence", "bench --quick --base {tiny} --judge {clip} -o {t}/b", USAGE,
+     "--sequence", None),
+    ("bench on a real base without --judge", "bench --quick --base {tiny} --sequence cat -o {t}/b", USAGE, "--judge", None),
+]:
+    case("real bases", name, argv, code, names, setup)
+
 # ----------------------------------------------------------------------------- bad files (adapters and models)
 BAD_ADAPTERS = [
     ("a missing adapter folder", None, "{t}/nothing"),

@@ -35,7 +35,24 @@ def make_workspace(ws: Path) -> SimpleNamespace:
                  ["compose", str(a1), str(a2), "--method", "cat", "--format", "lora", "-o", str(w.lora)],
                  ["compose", str(a1), "-o", str(w.only_circle)]):
         assert main(argv + ["--no-verify", "--json"]) == 0, argv
+    _real_bases(w)
     return w
+
+
+def _real_bases(w: SimpleNamespace) -> None:
+    """A tiny random SD pipeline, a tiny CLIP judge, a tiny classifier judge and a model that is neither (BERT)."""
+    try:
+        from tiny import TINY_WORDS, build_tiny_classifier, build_tiny_clip, build_tiny_sd
+    except ImportError:                          # run as tests.reliability (scripts/reliability_table.py)
+        from tests.tiny import TINY_WORDS, build_tiny_classifier, build_tiny_clip, build_tiny_sd
+    from transformers import BertConfig, BertModel
+
+    w.tiny = Path(build_tiny_sd(w.ws))
+    w.clip = Path(build_tiny_clip(w.ws / "clip", TINY_WORDS))
+    w.classifier = Path(build_tiny_classifier(w.ws / "classifier"))
+    w.bert = w.ws / "bert"
+    BertModel(BertConfig(vocab_size=32, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=16)).save_pretrained(w.bert)
 
 
 def snapshot(*roots: Path) -> dict[str, str]:
