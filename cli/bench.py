@@ -16,7 +16,7 @@ from duge_lora.bench import prepare_dir, run_bench
 from duge_lora.bench_config import DEFAULT_ABLATION, METHODS, SEQUENCES, BenchConfig, check_config, runs_of
 from duge_lora.bench_results import collect
 from duge_lora.errors import DugeError
-from duge_lora.models import pick_device
+from duge_lora.models import pick_device, resolve_base, resolve_precision
 from duge_lora.report import fmt, summary_rows, write_report
 
 from .common import BaseOpt, DeviceOpt, JsonOpt, JudgeOpt, OverwriteOpt, PrecisionOpt, err, note
@@ -84,7 +84,8 @@ def bench_command(
         overrides["steps"] = steps
     if images is not None:
         overrides["images"] = images
-    pick_device(device)
+    resolve_precision(mixed_precision, pick_device(device))
+    resolve_base(base)                          # a base that cannot load fails here, before any folder is made
     overrides |= {"base": base, "judge": judge, "device": device, "mixed_precision": mixed_precision}
     if base != "toy" and sequence is None:
         raise DugeError(f"A bench on {base!r} needs the concepts to erase: the default sequences are the toy world's.",

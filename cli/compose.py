@@ -10,10 +10,10 @@ from duge_lora.compose import METHODS, check_options, compose_adapters, remove_a
 from duge_lora.errors import DugeError
 from duge_lora.formats import FORMATS, output_format
 from duge_lora.io import check_output
-from duge_lora.models import pick_device
+from duge_lora.models import pick_device, resolve_precision
 from duge_lora.records import describe
 
-from .common import BaseOpt, DeviceOpt, JsonOpt, OverwriteOpt, note, progress_bar
+from .common import BaseOpt, DeviceOpt, JsonOpt, OverwriteOpt, PrecisionOpt, note, progress_bar
 from .output import Output
 
 EXAMPLES = """
@@ -44,9 +44,11 @@ def compose_command(
     overwrite: OverwriteOpt = False,
     json_: JsonOpt = False,
     device: DeviceOpt = "auto",
+    mixed_precision: PrecisionOpt = "auto",
 ) -> None:
     """Merge or stack adapters into the cumulatively unlearned model (or remove one from it), and verify it."""
     dev = pick_device(device)
+    resolve_precision(mixed_precision, dev)
     check_options(method, rank, fmt, output, remove)
     check_output(output, overwrite, folder=output_format(output, fmt) == "pipeline")
     if remove:
@@ -55,7 +57,8 @@ def compose_command(
         result = remove_adapter(adapters[0], remove, output, base, dev)
     else:
         with progress_bar("judging", quiet=json_ or not verify) as bar:
-            result = compose_adapters(adapters, output, base, method, fmt, rank, dev, verify, progress=lambda d, t: bar(d, t))
+            result = compose_adapters(adapters, output, base, method, fmt, rank, dev, verify, progress=lambda d, t: bar(d, t),
+                                      mixed_precision=mixed_precision)
         for w in result.warnings:
             note(f"[yellow]warning:[/] {w}")
     Output(json_).show(result.to_dict(), _summary(result))

@@ -200,8 +200,9 @@ class ComposeResult:
 
 def compose_adapters(adapters: list[str], output: str | Path, base: str = "toy", method: str = "sum",
                      fmt: str | None = None, rank: int | None = None, device: torch.device | None = None,
-                     verify: bool = True, judge: bool = True, progress=None) -> ComposeResult:
-    """`duge-lora compose` as a function: write the composition of adapters ('ref[:weight]') and verify it."""
+                     verify: bool = True, judge: bool = True, progress=None, mixed_precision: str = "auto") -> ComposeResult:
+    """`duge-lora compose` as a function: write the composition of adapters ('ref[:weight]') and verify it (against
+    the live stack on the base in `mixed_precision`, models.resolve_precision). The merge itself is float32."""
     from .formats import output_format
     from .models import resolve_base
     from .verify import verify_output
@@ -220,7 +221,8 @@ def compose_adapters(adapters: list[str], output: str | Path, base: str = "toy",
         write_output(comp, str(folder), stage / output.name)
         result.seconds = round(time.time() - t0, 3)
         if verify:
-            result.verification = verify_output(base, items, stage / output.name, fmt, device, judge, progress)
+            result.verification = verify_output(base, items, stage / output.name, fmt, device, judge, progress,
+                                                mixed_precision)
             _reject(result.verification.problem(exact=method != "svd"), stage, output)
         publish(stage, output)
     finally:

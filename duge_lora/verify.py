@@ -96,13 +96,13 @@ class Verification:
 
 
 def verify_output(base: str, adapters: list, output: Path, fmt: str, device: torch.device, judge: bool = True,
-                  progress=None) -> Verification:
+                  progress=None, mixed_precision: str = "auto") -> Verification:
     """Compare the composed output with base + the live peft stack of `adapters` (compose.Item: adapter, weight);
     where the base's world has a judge, also judge each composed concept's UA and the retain accuracies."""
     from .models import load_base
     from .records import requests_of
 
-    live = load_base(base, str(device))
+    live = load_base(base, str(device), mixed_precision=mixed_precision)
     live_stack(live, [str(i.adapter.path) for i in adapters], [i.weight for i in adapters])
     try:
         composed = composed_unet(output, fmt, live.source, device)

@@ -170,3 +170,22 @@ def test_bench_on_a_real_base_with_a_judge(tiny_sd2, judges, tmp_path, capsys):
     assert "--judge" in capsys.readouterr().err
     assert main(["bench", "--quick", "--base", tiny_sd2, "--judge", judges["clip"], "-o", str(tmp_path / "d")]) == 2
     assert "--sequence" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("argv", [["train", "--concept", "circle", "-o", "{t}/a"], ["eval", "-n", "1"],
+                                  ["sample", "circle", "-o", "{t}/g.png"], ["compose", "{a}", "-o", "{t}/m.safetensors"],
+                                  ["bench", "--quick", "-o", "{t}/b"]])
+def test_device_and_precision_options_behave_the_same_in_every_command(argv, tmp_path, capsys):
+    """--device, --mixed-precision and --base are one rule across train, eval, sample, compose and bench."""
+    from pathlib import Path
+
+    argv = [a.format(t=tmp_path, a=Path(__file__).parent.parent / "adapters" / "toy" / "circle") for a in argv]
+    messages = []
+    for extra in (["--mixed-precision", "fp16", "--device", "cpu"], ["--mixed-precision", "fp8"], ["--device", "tpu"],
+                  ["--base", str(tmp_path)]):
+        code = main(argv + extra)
+        messages.append((code, capsys.readouterr().err.strip().splitlines()[-1]))
+    assert [c for c, _ in messages] == [2, 2, 2, 3], messages
+    assert "fp16 needs a GPU" in messages[0][1] and "'fp8' is not one of auto, no, fp16, bf16" in messages[1][1]
+    assert "tpu" in messages[2][1] and "model_index.json" in messages[3][1]
+    assert list(tmp_path.iterdir()) == []
