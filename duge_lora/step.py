@@ -58,25 +58,31 @@ def _extra_refs(s: Step, xt, t, seg: dict, e_train: list[int]) -> dict:
     out = {}
     for kind in s.objective.extra_refs:
         emb = s.data.emb[e_train[rows]] if kind == "target" else s.data.uncond.expand(rows.stop - rows.start, -1, -1)
-        out[kind] = s.unet(xt[rows], t[rows], encoder_hidden_states=emb.to(s.device)).sample
+        out[kind] = s.unet(xt[rows], t[rows], encoder_hidden_states=emb.to(s.device, xt.dtype)).sample.float()
     return out
 
 
 def _passes(s: Step, xt, t, e_train, e_ref, seg):
-    """The frozen pass (adapter k off) and the trained pass; attention outputs of the anchor rows of each."""
+    """The frozen pass (adapter k off) and the trained pass; attention outputs of the anchor rows of each.
+
+    Inputs go in the UNet's dtype (an fp16/bf16 base: as diffusers' training scripts cast them to weight_dtype),
+    outputs come back in float32, so every loss is computed in float32."""
     anchor = seg.get("anchor", slice(0, 0))
+    dtype = s.unet.dtype
+    xt = xt.to(dtype)
+    emb = lambda rows: s.data.emb[rows].to(s.device, dtype)  # noqa: E731
     with s.autocast():
         with torch.no_grad():                                   # frozen theta_{k-1}: the new adapter off
             s.unet.disable_adapters()
             s.capture.enabled = True
-            eps_ref = s.unet(xt, t, encoder_hidden_states=s.data.emb[e_ref].to(s.device)).sample
-            attn_ref = s.capture.take(anchor)
+            eps_ref = s.unet(xt, t, encoder_hidden_states=emb(e_ref)).sample.float()
+            attn_ref = [a.float() for a in s.capture.take(anchor)]
             s.capture.enabled = False
             extra = _extra_refs(s, xt, t, seg, e_train)
             s.unet.enable_adapters()
             s.capture.enabled = True
-        eps = s.unet(xt, t, encoder_hidden_states=s.data.emb[e_train].to(s.device)).sample
-        attn = s.capture.take(anchor)
+        eps = s.unet(xt, t, encoder_hidden_states=emb(e_train)).sample.float()
+        attn = [a.float() for a in s.capture.take(anchor)]
         s.capture.enabled = False
     return eps, eps_ref, attn, attn_ref, extra
 

@@ -189,3 +189,19 @@ def test_device_and_precision_options_behave_the_same_in_every_command(argv, tmp
     assert "fp16 needs a GPU" in messages[0][1] and "'fp8' is not one of auto, no, fp16, bf16" in messages[1][1]
     assert "tpu" in messages[2][1] and "model_index.json" in messages[3][1]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_fp16_base_trains_on_the_cpu_with_fp32_factors(tiny_sd, tmp_path):
+    """fp16 frozen weights, fp32 LoRA, fp32 losses (inputs cast to the UNet's dtype, outputs back to fp32)."""
+    import math
+
+    from duge_lora.models import load_base
+    from duge_lora.records import resolve_adapter
+    from duge_lora.train import TrainConfig, train_adapter
+
+    b = load_base(tiny_sd, "cpu", dtype=torch.float16)
+    req = b.world.make_request("cat", kind="object")
+    rec = train_adapter(b, req, [], TrainConfig(steps=2, batch=2, max_prompts=4, checkpoint_every=0), tmp_path / "a")
+    assert rec.final_losses and all(math.isfinite(v) for v in rec.final_losses.values())
+    assert {t.dtype for pair in resolve_adapter(tmp_path / "a").weights.values() for t in pair} == {torch.float32}
+    assert b.pipe.unet.conv_in.weight.dtype == torch.float16
