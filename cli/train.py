@@ -21,6 +21,7 @@ from duge_lora.train import METHODS, TrainConfig, train_adapter
 
 from .common import (BaseOpt, DeviceOpt, GenBatchOpt, JsonOpt, KindOpt, OverwriteOpt, PrecisionOpt, PromptsOpt, SeedOpt,
                      note, staged_progress)
+from .errors import as_flags
 from .output import Output
 
 EXAMPLES = """
@@ -146,7 +147,7 @@ def _describe(b, req, parents) -> None:
          + f"; preserve: {', '.join(req.preserve) or '-'}{tag('preserve')}"
          + f"; synonyms: {', '.join(req.synonyms) or '-'}{tag('synonyms')}")
     for text in req.notes:
-        note(f"[yellow]{'' if text.startswith('warning:') else 'note: '}[/]{text}")
+        note(f"[yellow]{'' if text.startswith('warning:') else 'note: '}[/]{as_flags(text)}")
     if parents:
         note("after: " + " -> ".join(f"{p.concept} ({p.path})" for p in parents))
 

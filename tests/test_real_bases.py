@@ -34,7 +34,9 @@ def test_two_chained_requests_train_compose_and_evaluate(layout, tiny_sd, tiny_s
     assert r1["request"]["axis"] == "object" and r1["request"]["anchor"] == DEFAULT_ANCHOR["object"]
     assert main(["train", "--base", base, "--concept", "church", "--after", str(a1), "-o", str(a2), "--json", *STEPS,
                  "--judge", judges["clip"]]) == 0
-    r2 = json.loads(capsys.readouterr().out)
+    cap = capsys.readouterr()
+    r2 = json.loads(cap.out)
+    assert "note: kind: object (not in the built-in list, so guessed); pass --kind" in cap.err
     # with a judge, train reads theta_1's anchor images and records how many show the target
     assert 0.0 <= r2["data"]["anchor_read_as_target"] <= 1.0 and "anchor_read_as_target" not in r1["data"]
     assert r2["request"]["axis"] == "object" and "kind" in r2["request"]["defaults"]
