@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+ARGV: list[str] = []                             # this command line's arguments (main.py sets them)
 out = Console(soft_wrap=True)                    # results (stdout)
 err = Console(stderr=True, soft_wrap=True)         # progress, notes and errors (stderr)
 

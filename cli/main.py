@@ -10,7 +10,7 @@ import typer
 from duge_lora import __version__
 from duge_lora.errors import Terminated
 
-from . import toy
+from . import common, toy
 from .bench import bench_command
 from .compose import compose_command, inspect_command
 from .errors import handle
@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"duge-lora {__version__}")
         return 0
     _quiet_libraries()
+    common.ARGV = args
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0":
+        common.out.quiet = common.err.quiet = True      # a data-parallel rank other than 0: rank 0 speaks for all
     previous = signal.signal(signal.SIGTERM, _terminate) if argv is None else None
     try:
         code = command_line().main(args=args, prog_name="duge-lora", standalone_mode=False)
@@ -77,3 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         sys.exit(code)
     return code
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,8 +18,10 @@ from duge_lora.models import load_base, pick_device, resolve_precision
 from duge_lora.worlds.generic import read_prompts
 from duge_lora.records import requests_of, resolve_adapters
 from duge_lora.stack import plan_request
-from duge_lora.train import METHODS, TrainConfig, train_adapter
+from duge_lora.distributed import check_processes, current_ranks, launch
+from duge_lora.train import CLOSED_FORM, METHODS, TrainConfig, train_adapter
 
+from . import common
 from .common import (BaseOpt, DeviceOpt, GenBatchOpt, JsonOpt, KindOpt, OverwriteOpt, PrecisionOpt, PromptsOpt, SeedOpt,
                      note, staged_progress)
 from .errors import as_flags
@@ -84,10 +87,11 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint (rerunning the same command does too; --overwrite starts over).")] = False,
     init: Annotated[Optional[str], typer.Option("--init", help="Where the adapter starts: zero (exactly the model before this request) or uce (the closed-form UCE edit, then trained; DUGE's default).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Use an --anchor that an earlier adapter erased (its prompt no longer draws it).")] = False,
+    num_processes: Annotated[int, typer.Option("--num-processes", help="Data-parallel processes (accelerate; gloo on a CPU, NCCL on GPUs): each computes its share of every step's batch.")] = 1,
     overwrite: OverwriteOpt = False,
     json_: JsonOpt = False,
     device: DeviceOpt = "auto",
-) -> None:
+) -> int:
     """Train one LoRA adapter that erases a concept, with the DUGE losses, on top of the earlier adapters."""
     mixed_precision = resolve_precision(mixed_precision, pick_device(device))
     templates = read_prompts(prompts) if prompts is not None else None
@@ -95,11 +99,23 @@ def train(
                       lora=LoraSpec(rank=rank, alpha=alpha, targets=tuple(t.strip() for t in targets.split(",") if t.strip())),
                       weights=parse_weights(weight or []) or None, checkpoint_every=checkpoint_every,
                       mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing, init=init)
-    pick_device(device)
+    dev = pick_device(device)
     plan = plan_request(concept, after, stack, output)
-    check_output(plan.output if plan.stack is None or plan.stack.is_dir() else plan.stack, overwrite, folder=True)
+    ranks = current_ranks(dev)
+    if ranks.is_main:
+        check_output(plan.output if plan.stack is None or plan.stack.is_dir() else plan.stack, overwrite, folder=True)
     check_paths(plan.output, plan.parents)
     parents = resolve_adapters(plan.parents)
+    if num_processes != 1 and ranks.world == 1:
+        if method in CLOSED_FORM:
+            note(f"--num-processes: {method} computes its adapter in closed form, without training steps to share, "
+                 "so it runs in this one process")
+        else:
+            check_processes(num_processes, batch, dev)
+            _resume(plan.output, resume, overwrite)       # --overwrite discards a checkpoint once, before the ranks start
+            return launch(_without_num_processes(common.ARGV), num_processes)
+    if ranks.world > 1 and dev.type == "cuda":
+        device = f"cuda:{ranks.accelerator.local_process_index}"
     if judge is not None and base == "toy":
         raise DugeError("--judge is for real bases; the toy model's anchors are checked by its own judge.",
                         "Leave --judge out with the toy model.", option="judge")
@@ -110,10 +126,14 @@ def train(
     req = b.world.make_request(concept, anchor, preserve, synonym, earlier=requests_of(parents), force=force,
                                kind=kind, templates=templates)
     _describe(b, req, parents)
-    resume = _resume(plan.output, resume, overwrite)
-    with plan.writing(), staged_progress(json_) as progress:
-        record = train_adapter(b, req, parents, cfg, plan.output, resume=resume, progress=progress)
-        plan.finish()
+    resume = _resume(plan.output, resume, overwrite) if ranks.is_main else has_checkpoint(partial_dir(plan.output))
+    ranks.wait()                                              # every rank decides on the same checkpoint
+    with (plan.writing() if ranks.is_main else nullcontext()), staged_progress(json_) as progress:
+        record = train_adapter(b, req, parents, cfg, plan.output, resume=resume, progress=progress, ranks=ranks)
+        if ranks.is_main:
+            plan.finish()
+    if not ranks.is_main:
+        return 0
     seen = record.data.get("anchor_read_as_target")
     if seen is not None and seen > ANCHOR_WARNING:
         note(f"[yellow]warning:[/] the judge read {100 * seen:.0f}% of the anchor images ({req.anchor!r}, drawn by the "
@@ -121,6 +141,20 @@ def train(
     losses = ", ".join(f"{k} {v:.4g}" for k, v in record.final_losses.items())
     Output(json_).show({"output": str(plan.output)} | record.to_dict(),
                        f"wrote {plan.output} in {record.seconds} s (final losses: {losses})")
+    return 0
+
+
+def _without_num_processes(argv: list[str]) -> list[str]:
+    """The command line for the ranks: this one without --num-processes (each rank is one process)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--num-processes":
+            skip = True
+        elif not a.startswith("--num-processes="):
+            out.append(a)
+    return out
 
 
 def _resume(output, resume: bool, overwrite: bool) -> bool:

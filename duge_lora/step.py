@@ -87,12 +87,21 @@ def _passes(s: Step, xt, t, e_train, e_ref, seg):
     return eps, eps_ref, attn, attn_ref, extra
 
 
-def training_step(s: Step, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-    """One step's forward passes and losses: returns (loss, per-term floats, each reduced over its samples)."""
+def training_step(s: Step, gen: torch.Generator, shard: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, dict[str, float]]:
+    """One step's forward passes and losses: returns (loss, per-term floats, each reduced over its samples).
+
+    The global batch (rows, noise, timesteps) is always drawn whole from `gen`; shard = (rank, world) keeps this
+    rank's rows of each segment (distributed.shard_rows), so the data do not depend on the number of ranks."""
     x0, e_train, e_ref, seg = sample_batch(s.data, s.objective.segments, s.batch, gen)
-    x0 = x0.to(s.device)
-    noise = torch.randn(x0.shape, generator=gen).to(s.device)
-    t = torch.randint(0, s.scheduler.config.num_train_timesteps, (len(x0),), generator=gen).to(s.device)
+    noise = torch.randn(x0.shape, generator=gen)
+    t = torch.randint(0, s.scheduler.config.num_train_timesteps, (len(x0),), generator=gen)
+    if shard[1] > 1:
+        from .distributed import shard_rows
+
+        rows, seg = shard_rows(seg, *shard)
+        x0, noise, t = x0[rows], noise[rows], t[rows]
+        e_train, e_ref = [e_train[i] for i in rows], [e_ref[i] for i in rows]
+    x0, noise, t = x0.to(s.device), noise.to(s.device), t.to(s.device)
     xt = s.scheduler.add_noise(x0, noise, t)
     eps, eps_ref, attn, attn_ref, extra = _passes(s, xt, t, e_train, e_ref, seg)
     fac = factors(s.unet, NEW)

@@ -26,6 +26,7 @@ from .card import adapter_card
 from .checkpoint import has_checkpoint, load_checkpoint, partial_dir, save_checkpoint
 from .compose import Item, apply_items
 from .data import check_cache
+from .distributed import Ranks
 from .errors import DugeError, TrainingStopped, param, signal_code
 from .formats import write_adapter_folder
 from .hooks import AttentionCapture
@@ -111,7 +112,7 @@ def previous_model(base: Base, parents: list[Adapter], lora: LoraSpec) -> tuple[
 
 
 def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, cache: Path | None = None,
-            progress: Progress | None = None) -> Session:
+            progress: Progress | None = None, ranks: Ranks | None = None) -> Session:
     """Check the parents, merge them into the base UNet (in place: theta_{k-1}), make the data, attach adapter k."""
     from diffusers import DDPMScheduler
 
@@ -119,8 +120,9 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     unet, objective = base.pipe.unet, OBJECTIVES[cfg.method]
     base_fp, earlier = previous_model(base, parents, cfg.lora)
     sets = base.world.prompt_sets(req, earlier, cfg.seed)
-    data = make_data(base, sets, objective.segments, cfg.seed, cfg.max_prompts, (base_fp, [p.sha256 for p in parents]),
-                     cache, progress)
+    with (ranks or Ranks()).main_first():        # rank 0 makes and caches the data; the others then read it
+        data = make_data(base, sets, objective.segments, cfg.seed, cfg.max_prompts, (base_fp, [p.sha256 for p in parents]),
+                         cache, progress)
     data.anchor_as_target = base.world.anchor_check(base, req, data.anchor_prompts, data.anchor_x)
     start = _closed_form_start(base, req, earlier, cfg) if cfg.start() == "uce" else None
     unet.requires_grad_(False)
@@ -178,15 +180,18 @@ def _non_finite(value: float, step: int, good: int, ckpt: Path) -> TrainingStopp
                            option="lr")
 
 
-def optimise(s: Session, cfg: TrainConfig, start: int, ckpt: Path, config_id: str, progress: Progress) -> list[dict]:
+def optimise(s: Session, cfg: TrainConfig, start: int, ckpt: Path, config_id: str, progress: Progress,
+             ranks: Ranks | None = None) -> list[dict]:
     """Steps start..cfg.steps; checkpoints every cfg.checkpoint_every; returns the per-step loss terms."""
     history: list[dict] = []
+    ranks = ranks or Ranks()
     try:
         with step_boundaries() as boundary:
-            _steps(s, cfg, start, ckpt, config_id, progress, history, boundary)
+            _steps(s, cfg, start, ckpt, config_id, progress, history, boundary, ranks)
     except KeyboardInterrupt as exc:
         done = start + len(history)
-        save_checkpoint(ckpt, done, s.params, s.opt, s.gen, config_id)
+        if ranks.is_main:
+            save_checkpoint(ckpt, done, s.params, s.opt, s.gen, config_id)
         stop = TrainingStopped(f"Training was interrupted after step {done}; a checkpoint is kept in {ckpt}.",
                                "Rerun the same command to continue from it.", option="resume")
         stop.interrupted, stop.signal_code = True, signal_code(exc)
@@ -195,22 +200,26 @@ def optimise(s: Session, cfg: TrainConfig, start: int, ckpt: Path, config_id: st
 
 
 def _steps(s: Session, cfg: TrainConfig, start: int, ckpt: Path, config_id: str, progress: Progress,
-           history: list[dict], boundary) -> None:
-    """The optimisation loop proper; `boundary()` raises a held interruption between two steps."""
+           history: list[dict], boundary, ranks: Ranks) -> None:
+    """The optimisation loop proper; `boundary()` raises a held interruption between two steps. With several ranks
+    each computes its shard of the global batch and the gradients are averaged before the step (distributed.py)."""
     good = start
     for step in range(start, cfg.steps):
-        loss, terms = training_step(s.step, s.gen)
-        value = float(loss.detach())
+        loss, terms = training_step(s.step, s.gen, (ranks.rank, ranks.world))
+        logged = ranks.mean_values(terms | {"loss": float(loss.detach())})
+        value = logged["loss"]
         if not math.isfinite(value):
             raise _non_finite(value, step, good, ckpt)
         s.opt.zero_grad(set_to_none=True)
         loss.backward()
+        ranks.mean_grads(s.params)
         s.opt.step()
         done = step + 1
-        history.append(terms | {"loss": value})
+        history.append(logged)
         progress("train", done, cfg.steps, history[-1])
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
-            save_checkpoint(ckpt, done, s.params, s.opt, s.gen, config_id)
+            if ranks.is_main:
+                save_checkpoint(ckpt, done, s.params, s.opt, s.gen, config_id)
             good = done
         boundary()
 
@@ -221,7 +230,8 @@ def _config_id(cfg: TrainConfig, req: Request, parents: list[Adapter], base_fp: 
 
 
 def train_adapter(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, output: Path, *,
-                  resume: bool = False, cache: Path | None = None, progress: Progress | None = None) -> AdapterRecord:
+                  resume: bool = False, cache: Path | None = None, progress: Progress | None = None,
+                  ranks: Ranks | None = None) -> AdapterRecord:
     """Train adapter k for `req` on base + parents (in order) and write its folder to `output` atomically.
 
     The base's UNet is modified in place (parents merged, adapter attached): load a fresh base per run.
@@ -236,19 +246,26 @@ def train_adapter(base: Base, req: Request, parents: list[Adapter], cfg: TrainCo
         from .uce import train_uce
         return train_uce(base, req, parents, cfg, output)
     check_cache(cache)
-    s = prepare(base, req, parents, cfg, cache, progress)
+    ranks = ranks or Ranks()
+    if not ranks.is_main:
+        progress = lambda *a: None  # noqa: E731 - rank 0 alone reports
+    s = prepare(base, req, parents, cfg, cache, progress, ranks)
     ckpt, config_id = partial_dir(output), _config_id(cfg, req, parents, s.base_fp)
     start = load_checkpoint(ckpt, s.params, s.opt, s.gen, config_id) if resume and has_checkpoint(ckpt) else 0
     t_loop = time.time()
     try:
-        history = optimise(s, cfg, start, ckpt, config_id, progress)
+        history = optimise(s, cfg, start, ckpt, config_id, progress, ranks)
     finally:
         s.step.capture.close()
     record = make_record(base, req, parents, cfg, s.base_fp, history, time.time() - t0, s.step.data.info())
     record.seconds_per_step = round((time.time() - t_loop) / max(1, len(history)), 4)
     record.peak_mb = peak_memory_mb(base.device)
-    save(output, factors(s.step.unet, NEW), cfg.lora, record)
-    shutil.rmtree(ckpt, ignore_errors=True)
+    if ranks.world > 1:
+        record.hyperparameters["processes"] = ranks.world
+    if ranks.is_main:
+        save(output, factors(s.step.unet, NEW), cfg.lora, record)
+        shutil.rmtree(ckpt, ignore_errors=True)
+    ranks.wait()
     return record
 
 
