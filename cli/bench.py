@@ -53,7 +53,7 @@ def bench_command(
     quick: Annotated[bool, typer.Option("--quick", help="3 requests, 40 steps, a third of the prompts, one ablation variant: a smoke test in minutes.")] = False,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help=f"Training steps per request (default {BenchConfig.steps}; --quick {BenchConfig.quick().steps}).")] = None,
     images: Annotated[Optional[int], typer.Option("--images", min=1, help=f"Evaluation images per prompt (default {BenchConfig.images}).")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Processes running chains in parallel (default: 2 on a CPU with 2+ cores, 1 on a GPU).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--num-processes", "--workers", min=1, help="Processes running chains in parallel, on accelerate (default: 2 on a CPU with 2+ cores, 1 on a GPU).")] = None,
     base: BaseOpt = "toy",
     judge: JudgeOpt = None,
     device: DeviceOpt = "auto",

@@ -122,44 +122,58 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(argv: list[str], n: int, entry: tuple[str, ...] = ("-m", "duge_lora_cli.main")) -> int:
-    """Run `duge-lora ARGV` (or `python ENTRY ARGV`) as n ranks on this machine, with the environment torch's launcher (torchrun, static
-    rendezvous) gives each rank: RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT. Rank 0 prints; the others
-    are quiet. When a rank fails, the others are stopped at once and its exit code is returned (rank 0's last
-    checkpoint stays for a rerun). Ctrl-C reaches every rank (each keeps its step boundary)."""
-    import signal
-    import time
-
+def start_ranks(argv: list[str], n: int, entry: tuple[str, ...] = ("-m", "duge_lora_cli.main"),
+                quiet_all: bool = False, omp_threads: bool = True) -> list:
+    """Start `python ENTRY ARGV` as n ranks on this machine, with the environment torch's launcher (torchrun, static
+    rendezvous) gives each rank: RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; accelerate's Accelerator
+    and PartialState read it. Rank 0 prints (unless quiet_all); the others are quiet. omp_threads: set
+    OMP_NUM_THREADS to each rank's share of the cores (unless set already); the bench's ranks set their torch
+    threads themselves, as its process pool did, which keeps their results those of one process to the last digit."""
     port = free_port()
-    procs = []
+    procs: list = []
     for rank in range(n):
         env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(n), LOCAL_WORLD_SIZE=str(n),
-                   GROUP_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                   OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n))),
-                   **{CHILD_ENV: "1"})
-        quiet = {} if rank == 0 else {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+                   GROUP_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), **{CHILD_ENV: "1"})
+        if omp_threads:
+            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
+        quiet = {} if rank == 0 and not quiet_all else {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         try:
             procs.append(subprocess.Popen([sys.executable, *entry, *argv], env=env, **quiet))
         except OSError as exc:
             for p in procs:
                 p.kill()
             raise DugeError(f"Could not start {n} processes ({exc}).", f"Run with {param('num_processes')} 1.") from exc
+    return procs
+
+
+def wait_ranks(procs: list, tick=None) -> int:
+    """Wait for every rank (calling tick() about 5 times a second); returns 0, or the exit code of the first rank
+    that failed, after stopping the others (terminated, then killed after 10 s: one may be blocked in a collective
+    for ever; rank 0's last checkpoint stays). Ctrl-C (or SIGTERM turned into it) reaches every rank, then re-raises."""
+    import signal
+    import time
+
     try:
         while True:
+            if tick is not None:
+                tick()
             codes = [p.poll() for p in procs]
-            failed = [c for c in codes if c not in (None, 0)]
-            if failed or all(c == 0 for c in codes):
+            if any(c not in (None, 0) for c in codes) or all(c == 0 for c in codes):
                 break
             time.sleep(0.2)
     except KeyboardInterrupt:
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
-        for p in procs:
-            p.wait()
+        _reap(procs, terminate=False)       # each rank stops at its step boundary and keeps its checkpoint
         raise
-    for p in procs:                        # one rank failed: stop the rest (one may wait in a collective for ever,
-        if p.poll() is None:               # so after a grace period they are killed; rank 0's checkpoint stays)
+    _reap(procs)
+    return next((c for c in codes if c not in (None, 0)), 0)
+
+
+def _reap(procs: list, terminate: bool = True) -> None:
+    for p in procs:
+        if terminate and p.poll() is None:
             p.terminate()
     for p in procs:
         try:
@@ -167,4 +181,8 @@ def launch(argv: list[str], n: int, entry: tuple[str, ...] = ("-m", "duge_lora_c
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
-    return next((c for c in codes if c not in (None, 0)), 0)
+
+
+def launch(argv: list[str], n: int, entry: tuple[str, ...] = ("-m", "duge_lora_cli.main")) -> int:
+    """Run `duge-lora ARGV` (or `python ENTRY ARGV`) as n ranks and wait for them (start_ranks, wait_ranks)."""
+    return wait_ranks(start_ranks(argv, n, entry))

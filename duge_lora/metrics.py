@@ -96,7 +96,8 @@ def erosion(base_acc: float | None, step_acc: float | None) -> float | None:
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float | None:
     """Frechet distance between two sets of classifier features (N, D), each fitted by a Gaussian:
     ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) (Heusel et al. 2017, eq. 6), computed by torchmetrics'
-    FrechetInceptionDistance with the features passed through. None when either set has fewer than 2 samples."""
+    FrechetInceptionDistance with the features passed through, never synchronised across processes. None when
+    either set has fewer than 2 samples."""
     import torch
     from torchmetrics.image.fid import FrechetInceptionDistance
 
@@ -109,7 +110,9 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float | 
         def forward(self, x):
             return x
 
-    fd = FrechetInceptionDistance(feature=Given(), normalize=True)
+    # sync_on_compute off: in a process group (the bench's ranks, a data-parallel run) torchmetrics would otherwise
+    # gather every rank's features into this one distance, mixing other runs' images in
+    fd = FrechetInceptionDistance(feature=Given(), normalize=True, sync_on_compute=False)
     fd.update(torch.as_tensor(features_a, dtype=torch.float64), real=True)
     fd.update(torch.as_tensor(features_b, dtype=torch.float64), real=False)
     return max(0.0, float(fd.compute()))

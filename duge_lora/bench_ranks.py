@@ -1,0 +1,69 @@
+"""The bench's chains spread over processes on accelerate: `python -m duge_lora.bench_ranks DIR` in every rank.
+
+The launcher (workers.run_all) starts N ranks with torch's launcher environment (distributed.start_ranks); each
+rank (accelerate's PartialState) reads the bench's settings from DIR/bench.json and goes down the longest-first
+list of runs, claiming the next unclaimed one (an exclusive create of DIR/.progress/claims/RUN), as a pool's idle
+worker would, and runs its chain (bench.run_chain, one torch thread share each). Chains are independent and seeded, so the results do not depend on N. Progress
+goes to DIR/.progress/rank-R.jsonl, which the launcher reads for its progress bars; a failure's one sentence to
+DIR/.progress/rank-R.error.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+PROGRESS = ".progress"
+
+
+def progress_file(out: Path, rank: int) -> Path:
+    return out / PROGRESS / f"rank-{rank}.jsonl"
+
+
+def error_file(out: Path, rank: int) -> Path:
+    return out / PROGRESS / f"rank-{rank}.error"
+
+
+def claim(out: Path, run) -> bool:
+    """True for the one rank that claims `run` first (an exclusive create: atomic on a local file system)."""
+    folder = out / PROGRESS / "claims"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(folder / run.key.replace("/", "~"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+def rank_main(out: Path) -> int:
+    from accelerate import PartialState
+
+    from .bench import STATE_FILE, run_chain
+    from .bench_config import BenchConfig, runs_of
+    from .errors import DugeError
+
+    state = PartialState(cpu=True)
+    rank, world = state.process_index, state.num_processes
+    cfg = BenchConfig.from_dict(json.loads((out / STATE_FILE).read_text())["config"])
+    threads = max(1, (os.cpu_count() or 1) // world)
+    progress_file(out, rank).parent.mkdir(exist_ok=True)
+    with open(progress_file(out, rank), "a", encoding="utf-8") as log:
+        def report(msg: dict) -> None:
+            log.write(json.dumps(msg) + "\n")
+            log.flush()
+
+        try:
+            for run in runs_of(cfg):
+                if claim(out, run):
+                    run_chain(run, cfg, out, threads, report)
+        except KeyboardInterrupt:
+            return 130
+        except DugeError as exc:
+            error_file(out, rank).write_text(str(exc))
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(rank_main(Path(sys.argv[1])))
