@@ -17,7 +17,10 @@ DEFAULT_SEQUENCE = ("circle", "red", "mickey", "star", "striped", "kitty", "tria
 # (oval/circle, orange/red/yellow, kitty/robo, cross/star); circle, red, yellow, kitty and star find their default
 # anchor erased (oval, orange, orange, circle, cross), and circle, yellow and star erase an earlier target's anchor.
 DEPENDENT_SEQUENCE = ("oval", "circle", "orange", "red", "yellow", "kitty", "robo", "cross", "star", "outlined")
-SEQUENCES = {"default": DEFAULT_SEQUENCE, "dependent": DEPENDENT_SEQUENCE}
+# the scale run (issue 15): 15 requests, the default sequence and five more, leaving one concept of each axis
+# that is not erased (oval, robo, orange and purple, solid) so that every axis keeps prompts without a target
+SCALE_SEQUENCE = DEFAULT_SEQUENCE + ("square", "green", "cross", "outlined", "diamond")
+SEQUENCES = {"default": DEFAULT_SEQUENCE, "dependent": DEPENDENT_SEQUENCE, "scale": SCALE_SEQUENCE}
 METHODS = ("duge", "naive", "esd", "ablate", "uce", "l2sp")
 REG_TERMS = ("drift", "overlap", "replay", "keep", "protect")
 # the ablation: DUGE without each of its three losses, and without each sub-term of L_reg (their weights set to 0)
