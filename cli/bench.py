@@ -46,7 +46,7 @@ def _csv(value: str) -> tuple[str, ...]:
 def bench_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the results, plots, grids and index.html.", show_default=False)],
     methods: Annotated[str, typer.Option("--methods", help="Comma-separated methods.")] = ",".join(METHODS),
-    sequence: Annotated[Optional[str], typer.Option("--sequence", help=f"{' or '.join(SEQUENCES)} (the two 10-request sequences), or comma-separated concepts erased in this order (default: default).")] = None,
+    sequence: Annotated[Optional[str], typer.Option("--sequence", help=f"{', '.join(SEQUENCES)} (default and dependent: 10 requests each; scale: 15), or comma-separated concepts erased in this order (default: default).")] = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", help=f"Comma-separated seeds for the --seeded methods, averaged with their spread; the others and the ablation run the first (default: {','.join(map(str, BenchConfig.seeds))}; --quick: 0).")] = None,
     seeded: Annotated[str, typer.Option("--seeded", help="Comma-separated methods that run every seed.")] = ",".join(BenchConfig.seeded),
     ablation: Annotated[Optional[str], typer.Option("--ablation", help=f"DUGE variants to run ({', '.join(DEFAULT_ABLATION)}), 'all' or 'none' (default: all; --quick: no-reg).")] = None,
