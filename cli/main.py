@@ -11,6 +11,7 @@ from duge_lora import __version__
 from duge_lora.errors import Terminated
 
 from . import common, toy
+from .attack import attack_command
 from .bench import bench_command
 from .compose import compose_command, inspect_command
 from .errors import handle
@@ -29,6 +30,7 @@ app.command("train")(train)
 app.command("compose")(compose_command)
 app.command("inspect")(inspect_command)
 app.command("bench")(bench_command)
+app.command("attack")(attack_command)
 app.command("push")(push_command)
 app.command("pull")(pull_command)
 app.add_typer(toy.app, name="toy")

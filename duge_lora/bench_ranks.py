@@ -1,4 +1,5 @@
-"""The bench's chains spread over processes on accelerate: `python -m duge_lora.bench_ranks DIR` in every rank.
+"""The bench's chains spread over processes on accelerate: rank_main(DIR) in every rank (the process entry point is
+`python -m duge_lora_cli.ranks bench DIR`: the library neither prints nor exits).
 
 The launcher (workers.run_all) starts N ranks with torch's launcher environment (distributed.start_ranks); each
 rank (accelerate's PartialState) reads the bench's settings from DIR/bench.json and goes down the longest-first
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 PROGRESS = ".progress"
@@ -64,6 +64,3 @@ def rank_main(out: Path) -> int:
             return 1
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(rank_main(Path(sys.argv[1])))

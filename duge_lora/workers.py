@@ -46,7 +46,7 @@ def run_all(chain, runs: list, cfg, out: Path, workers: int, report: Report) -> 
             for ln in lines:
                 report(json.loads(ln))
 
-    procs = start_ranks([str(out)], workers, entry=("-m", "duge_lora.bench_ranks"), quiet_all=True, omp_threads=False)
+    procs = start_ranks([str(out)], workers, entry=("-m", "duge_lora_cli.ranks", "bench"), quiet_all=True, omp_threads=False)
     code = wait_ranks(procs, tick)
     tick()
     errors = [error_file(out, r).read_text() for r in range(workers) if error_file(out, r).exists()]
