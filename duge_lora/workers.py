@@ -37,12 +37,12 @@ def run_all(chain, runs: list, cfg, out: Path, workers: int, report: Report) -> 
             f = progress_file(out, rank)
             if not f.exists():
                 continue
-            with open(f, encoding="utf-8") as fh:
+            with open(f, "rb") as fh:
                 fh.seek(offsets[rank])
                 lines = fh.readlines()
-                if lines and not lines[-1].endswith("\n"):      # a line still being written: next time
+                if lines and not lines[-1].endswith(b"\n"):     # a line still being written: next time
                     lines = lines[:-1]
-                offsets[rank] += sum(len(ln.encode()) for ln in lines)
+                offsets[rank] += sum(len(ln) for ln in lines)
             for ln in lines:
                 report(json.loads(ln))
 
