@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,6 +18,7 @@ from duge_lora.errors import DugeError
 from duge_lora.models import pick_device, resolve_base, resolve_precision
 from duge_lora.report import fmt, summary_rows, write_report
 
+from . import common
 from .common import BaseOpt, DeviceOpt, JsonOpt, JudgeOpt, OverwriteOpt, PrecisionOpt, err, note
 from .output import Output
 
@@ -101,7 +101,7 @@ def bench_command(
          + ("; resuming the finished steps in " + str(output) if resuming else ""))
     t0 = time.time()
     _run_with_progress(cfg, output, workers, quiet=json_)
-    command = "duge-lora " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "duge-lora bench"
+    command = "duge-lora " + " ".join(shlex.quote(a) for a in (common.ARGV or ["bench"]))   # as typed (main.py)
     results = collect(cfg, output, command)
     results["wall_seconds"] = round(time.time() - t0, 1)
     results["workers"] = workers

@@ -25,7 +25,7 @@ def bench_dir(tmp_path_factory):
 def test_results_json_has_every_method_and_step(bench_dir):
     r = json.loads((bench_dir / "results.json").read_text())
     assert set(r["methods"]) == {"duge", "uce"} and set(r["ablation"]) == {"duge-no-reg"}
-    assert r["command"].startswith("duge-lora") and r["date"][:4].isdigit() and r["machine"]["cores"] >= 1
+    assert r["command"].startswith("duge-lora bench --quick --sequence circle,red") and r["date"][:4].isdigit() and r["machine"]["cores"] >= 1
     for name, entry in r["methods"].items():
         steps = entry["steps"]
         assert [s["step"] for s in steps] == [1, 2] and [s["target"] for s in steps] == ["circle", "red"]
