@@ -69,8 +69,9 @@ def eval_items(world, judge, targets: list[Request], seed: int = 0) -> list[Item
     return items
 
 
-def _reads(judge, images: torch.Tensor, items: list[Item], n: int) -> np.ndarray:
-    """(N,) True where the judge reads image k as what its prompt shows (CLIP: among the item's candidates)."""
+def _reads(judge, images: torch.Tensor, items: list[Item], n: int, embeds: torch.Tensor) -> np.ndarray:
+    """(N,) True where the judge reads image k as what its prompt shows (CLIP: among the item's candidates, from
+    the image embeddings `embeds` already computed; a classifier: its top-1 label)."""
     per_image = [it for it in items for _ in range(n)]
     out = np.zeros(len(per_image), bool)
     if judge.kind == "classifier":
@@ -80,7 +81,7 @@ def _reads(judge, images: torch.Tensor, items: list[Item], n: int) -> np.ndarray
     for k, it in enumerate(per_image):
         groups.setdefault(it.candidates, []).append(k)
     for cands, rows in groups.items():
-        got = judge.predict(images[rows], list(cands))
+        got = judge.predict_embedded(embeds[rows], list(cands))
         out[rows] = [g == per_image[k].phrase for g, k in zip(got, rows)]
     return out
 
@@ -101,10 +102,12 @@ def sample_generic(base, judge, targets: list[Request], n: int, seed: int, progr
     images = generate(base, [it.prompt for it in items], n, seed, progress=progress)
     flat = images.reshape(-1, *images.shape[2:])
     x = torch.from_numpy(flat).permute(0, 3, 1, 2).float() / 255
-    reads = _reads(judge, x, items, n)
-    score = judge.clip_score(x, [it.prompt for it in items for _ in range(n)])
+    features = judge.features(x)               # one pass of the images: CLIP's reads and scores reuse it
+    reads = _reads(judge, x, items, n, features)
+    prompts = [it.prompt for it in items for _ in range(n)]
+    score = judge.clip_score_embedded(features, prompts) if judge.kind == "clip" else None
     return GenericSample(items, reads, np.repeat([it.role for it in items], n), np.repeat([it.concept for it in items], n),
-                         judge.features(x).numpy(), flat, None if score is None else float(score.mean()))
+                         features.numpy(), flat, None if score is None else float(score.mean()))
 
 
 def metrics_of(s: GenericSample, targets: list[Request]) -> dict:

@@ -20,7 +20,6 @@ from .base import Judge
 __all__ = ["Judge", "load_judge", "judge_kind"]
 
 EXAMPLES = "a CLIP model such as openai/clip-vit-large-patch14 or an image classifier such as microsoft/resnet-50"
-PICKLES = ("*.bin", "*.ckpt", "*.pt", "*.pth", "*.pkl")
 HUB_FILES = ["*.json", "*.txt", "*.safetensors", "*.model"]     # config, tokenizer, processor, weights: no pickles
 
 
@@ -127,6 +126,8 @@ def _refuse_pickles(folder: Path, ref: str) -> None:
     """Safetensors only: a judge whose weights are only pickles is refused before anything is loaded."""
     if any(folder.glob("*.safetensors")):
         return
+    from ..models import PICKLES
+
     pickles = [f for pattern in PICKLES for f in sorted(folder.glob(pattern))]
     if pickles:
         raise BadInput(f"The judge {ref} has its weights only as a pickle file ({pickles[0].name}), which can run code "

@@ -65,11 +65,20 @@ class ClipJudge(Judge):
         """For each image, the candidate it is most similar to."""
         return [candidates[i] for i in self.similarities(images, candidates).argmax(dim=1).tolist()]
 
+    def predict_embedded(self, embeds: torch.Tensor, candidates: list[str]) -> list[str]:
+        """predict() from image embeddings already computed (features()), without a second pass of the images."""
+        sims = embeds.to(self.device) @ self.candidate_embeds(candidates).T
+        return [candidates[i] for i in sims.argmax(dim=1).tolist()]
+
     def clip_score(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         """(N,) 100 x cos(image, its own prompt), clamped at 0."""
-        if len(prompts) != len(images):
-            raise ValueError(f"clip_score needs one prompt per image ({len(prompts)} prompts, {len(images)} images)")
-        cos = (self.image_embeds(images) * self.text_embeds(prompts)).sum(-1)
+        return self.clip_score_embedded(self.image_embeds(images), prompts)
+
+    def clip_score_embedded(self, embeds: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """clip_score() from image embeddings already computed (features())."""
+        if len(prompts) != len(embeds):
+            raise ValueError(f"clip_score needs one prompt per image ({len(prompts)} prompts, {len(embeds)} images)")
+        cos = (embeds.to(self.device) * self.text_embeds(prompts)).sum(-1)
         return (100 * cos).clamp(min=0).cpu()
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
