@@ -12,7 +12,8 @@ import re
 
 from rich.markup import escape
 
-from duge_lora.errors import ENVIRONMENT, TERMINATED, DugeError, signal_code
+from duge_lora.distributed import CHILD_ENV
+from duge_lora.errors import ENVIRONMENT, TERMINATED, DugeError, PeerLost, signal_code
 
 from .common import err
 
@@ -47,6 +48,8 @@ def say(message: str) -> None:
 def handle(exc: BaseException, command: str | None = None) -> int:
     """Print one sentence for an expected failure and return its exit code; re-raise anything else."""
     debug = bool(os.environ.get("DUGE_DEBUG") or os.environ.get("DUGE_LORA_DEBUG"))
+    if isinstance(exc, PeerLost) and os.environ.get(CHILD_ENV):
+        return exc.exit_code           # a rank started by launch(): the launching process says what happened
     if isinstance(exc, DugeError):
         if debug:
             raise exc

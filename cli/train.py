@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from duge_lora.adapter import LoraSpec
-from duge_lora.checkpoint import has_checkpoint, partial_dir
+from duge_lora.checkpoint import checkpoint_step, has_checkpoint, partial_dir
 from duge_lora.errors import DugeError
 from duge_lora.judges import load_judge
 from duge_lora.io import check_output, check_paths
@@ -18,7 +18,7 @@ from duge_lora.models import load_base, pick_device, resolve_precision
 from duge_lora.worlds.generic import read_prompts
 from duge_lora.records import requests_of, resolve_adapters
 from duge_lora.stack import plan_request
-from duge_lora.distributed import check_processes, current_ranks, launch
+from duge_lora.distributed import RankFailed, check_processes, current_ranks, launch
 from duge_lora.train import CLOSED_FORM, METHODS, TrainConfig, train_adapter
 
 from . import common
@@ -113,7 +113,10 @@ def train(
         else:
             check_processes(num_processes, batch, dev)
             _resume(plan.output, resume, overwrite)       # --overwrite discards a checkpoint once, before the ranks start
-            return launch(_without_num_processes(common.ARGV), num_processes)
+            try:
+                return launch(_without_num_processes(common.ARGV), num_processes)
+            except RankFailed as exc:
+                raise RankFailed(exc.rank, exc.world, exc.process_code, _kept(plan.output)) from None
     if ranks.world > 1 and dev.type == "cuda":
         device = f"cuda:{ranks.accelerator.local_process_index}"
     if judge is not None and base == "toy":
@@ -155,6 +158,14 @@ def _without_num_processes(argv: list[str]) -> list[str]:
         elif not a.startswith("--num-processes="):
             out.append(a)
     return out
+
+
+def _kept(output) -> str:
+    """What a rerun after a failed data-parallel run starts from: the checkpoint's step, or step 0."""
+    step = checkpoint_step(partial_dir(output))
+    if step is None:
+        return "No checkpoint was reached; rerun the same command to start again."
+    return f"The checkpoint of step {step} in {partial_dir(output)} is kept: rerun the same command to resume from it."
 
 
 def _resume(output, resume: bool, overwrite: bool) -> bool:

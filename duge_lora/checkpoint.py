@@ -36,6 +36,14 @@ def has_checkpoint(folder: Path) -> bool:
     return (folder / "state.json").exists()
 
 
+def checkpoint_step(folder: Path) -> int | None:
+    """The step of the checkpoint in `folder`, or None when there is none (or it cannot be read)."""
+    try:
+        return int(json.loads((folder / "state.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def load_checkpoint(folder: Path, params: list[torch.Tensor], opt, gen: torch.Generator, config_id: str) -> int:
     """Restore what save_checkpoint wrote (refusing one made with other settings); returns its step."""
     from safetensors.torch import load_file

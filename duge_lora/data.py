@@ -55,7 +55,7 @@ def cached_latents(base: Base, prompts: list[str], seed: int, fingerprint: str, 
         try:
             return load_file(str(path))["latents"], True
         except Exception:
-            path.unlink()            # a damaged cache entry is regenerated, never trusted
+            path.unlink(missing_ok=True)     # a damaged entry is regenerated, never trusted (another process may be first)
     latents = generate(base, prompts, 1, seed, progress=progress, output_type="latent")[:, 0]
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import DugeError, UsageError, param
+from .errors import PEER_LOST, DugeError, PeerLost, UsageError, param
 
 CHILD_ENV = "DUGE_LORA_RANK_CHILD"        # set by launch() in every rank it starts
 
@@ -39,7 +39,8 @@ class Ranks:
 
     def wait(self) -> None:
         if self.accelerator is not None:
-            self.accelerator.wait_for_everyone()
+            with peer_check():
+                self.accelerator.wait_for_everyone()
 
     @contextmanager
     def main_first(self):
@@ -47,8 +48,11 @@ class Ranks:
         if self.accelerator is None:
             yield
             return
-        with self.accelerator.main_process_first():
-            yield
+        if not self.is_main:
+            self.wait()
+        yield
+        if self.is_main:
+            self.wait()
 
     def mean_grads(self, params: list[torch.Tensor]) -> None:
         """Average the parameters' gradients over the ranks (one flat all-reduce)."""
@@ -58,7 +62,8 @@ class Ranks:
 
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
+        with peer_check():
+            dist.all_reduce(flat)
         flat /= self.world
         offset = 0
         for p, g in zip(params, grads):
@@ -73,8 +78,20 @@ class Ranks:
 
         keys = sorted(values)
         t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
-        dist.all_reduce(t)
+        with peer_check():
+            dist.all_reduce(t)
         return {k: float(v) / self.world for k, v in zip(keys, t)}
+
+
+@contextmanager
+def peer_check():
+    """A collective that fails because another rank is gone (its connection closed: killed, out of memory, failed)
+    becomes PeerLost: this rank stops too, with one sentence (or none under launch(), whose parent speaks)."""
+    try:
+        yield
+    except RuntimeError as exc:          # torch.distributed's DistBackendError/DistNetworkError are RuntimeErrors
+        raise PeerLost("Another process of this data-parallel run stopped, so this one stopped too; no adapter was "
+                       "written.", "Rerun the same command to resume from the last checkpoint.") from exc
 
 
 def current_ranks(device: torch.device) -> Ranks:
@@ -146,10 +163,12 @@ def start_ranks(argv: list[str], n: int, entry: tuple[str, ...] = ("-m", "duge_l
     return procs
 
 
-def wait_ranks(procs: list, tick=None) -> int:
-    """Wait for every rank (calling tick() about 5 times a second); returns 0, or the exit code of the first rank
-    that failed, after stopping the others (terminated, then killed after 10 s: one may be blocked in a collective
-    for ever; rank 0's last checkpoint stays). Ctrl-C (or SIGTERM turned into it) reaches every rank, then re-raises."""
+def wait_ranks(procs: list, tick=None, grace: float = 0.0) -> tuple[int, int]:
+    """Wait for every rank (calling tick() about 5 times a second). Returns (-1, 0) when all succeeded, else (rank,
+    exit code) of the rank that failed first on its own (a rank that only lost a peer, PEER_LOST, is not the
+    cause), after stopping the others: they get `grace` seconds to stop by themselves (a data-parallel rank notices
+    a lost peer at its next collective), then are terminated, then killed after 10 s. Ctrl-C (or SIGTERM turned into
+    it) reaches every rank, then re-raises."""
     import signal
     import time
 
@@ -167,8 +186,15 @@ def wait_ranks(procs: list, tick=None) -> int:
                 p.send_signal(signal.SIGINT)
         _reap(procs, terminate=False)       # each rank stops at its step boundary and keeps its checkpoint
         raise
+    if all(c == 0 for c in codes):
+        return -1, 0
+    t0 = time.time()
+    while time.time() - t0 < grace and any(p.poll() is None for p in procs):
+        time.sleep(0.1)
     _reap(procs)
-    return next((c for c in codes if c not in (None, 0)), 0)
+    codes = [p.poll() for p in procs]
+    failed = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
+    return next(((r, c) for r, c in failed if c != PEER_LOST), failed[0])
 
 
 def _reap(procs: list, terminate: bool = True) -> None:
@@ -183,6 +209,36 @@ def _reap(procs: list, terminate: bool = True) -> None:
             p.wait()
 
 
+def how_it_ended(code: int) -> str:
+    """'was killed by SIGKILL' or 'exited with code 4': how a process ended, from its exit code."""
+    import signal
+
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+class RankFailed(DugeError):
+    """A rank of launch() stopped without saying why itself (killed, or a quiet rank other than 0 failed)."""
+
+    def __init__(self, rank: int, world: int, code: int, hint: str = ""):
+        super().__init__(f"Process {rank} of {world} of this data-parallel run {how_it_ended(code)}, so the others were "
+                         "stopped and no adapter was written.", hint or "Rerun the same command to resume.")
+        self.rank, self.world, self.process_code = rank, world, code
+
+
 def launch(argv: list[str], n: int, entry: tuple[str, ...] = ("-m", "duge_lora_cli.main")) -> int:
-    """Run `duge-lora ARGV` (or `python ENTRY ARGV`) as n ranks and wait for them (start_ranks, wait_ranks)."""
-    return wait_ranks(start_ranks(argv, n, entry))
+    """Run `duge-lora ARGV` (or `python ENTRY ARGV`) as n ranks and wait for them (start_ranks, wait_ranks).
+
+    Returns 0, or rank 0's exit code when rank 0 failed and said why (its one sentence is on the terminal); raises
+    RankFailed when a rank stopped without a word of its own (killed, or a quiet rank other than 0 failed). The
+    ranks it starts stay silent about a lost peer (PeerLost under CHILD_ENV): this process speaks for them."""
+    rank, code = wait_ranks(start_ranks(argv, n, entry), grace=10.0)
+    if code == 0:
+        return 0
+    if rank == 0 and code > 0:
+        return code
+    raise RankFailed(rank, n, code)

@@ -15,6 +15,7 @@ def param(name: str) -> str:
 
 # exit codes (docs/reliability.md): one per class of failure
 FAILED, USAGE, BAD_INPUT, ENVIRONMENT, INTERRUPTED, TERMINATED = 1, 2, 3, 4, 130, 143
+PEER_LOST = 5          # a rank of a data-parallel run whose peer stopped (distributed.py)
 
 
 class DugeError(Exception):
@@ -74,6 +75,11 @@ class AdapterError(BadInput):
 
 class LineageError(BadInput):
     """Adapters that cannot go together: listed twice, made for another base, or adapting other modules."""
+
+
+class PeerLost(DugeError):
+    """Another rank of this data-parallel run stopped (killed, or failed), so a collective cannot complete."""
+    code = PEER_LOST
 
 
 class NoJudge(DugeError):

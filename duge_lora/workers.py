@@ -47,7 +47,7 @@ def run_all(chain, runs: list, cfg, out: Path, workers: int, report: Report) -> 
                 report(json.loads(ln))
 
     procs = start_ranks([str(out)], workers, entry=("-m", "duge_lora_cli.ranks", "bench"), quiet_all=True, omp_threads=False)
-    code = wait_ranks(procs, tick)
+    _, code = wait_ranks(procs, tick)
     tick()
     errors = [error_file(out, r).read_text() for r in range(workers) if error_file(out, r).exists()]
     shutil.rmtree(out / PROGRESS, ignore_errors=True)
