@@ -112,11 +112,7 @@ def train(
                  "so it runs in this one process")
         else:
             check_processes(num_processes, batch, dev)
-            _resume(plan.output, resume, overwrite)       # --overwrite discards a checkpoint once, before the ranks start
-            try:
-                return launch(_without_num_processes(common.ARGV), num_processes)
-            except RankFailed as exc:
-                raise RankFailed(exc.rank, exc.world, exc.process_code, _kept(plan.output)) from None
+            return _launch(plan.output, num_processes, resume, overwrite)
     if ranks.world > 1 and dev.type == "cuda":
         device = f"cuda:{ranks.accelerator.local_process_index}"
     if judge is not None and base == "toy":
@@ -145,6 +141,15 @@ def train(
     Output(json_).show({"output": str(plan.output)} | record.to_dict(),
                        f"wrote {plan.output} in {record.seconds} s (final losses: {losses})")
     return 0
+
+
+def _launch(output, n: int, resume: bool, overwrite: bool) -> int:
+    """Run this command as n data-parallel ranks; a rank that dies is reported with the checkpoint kept."""
+    _resume(output, resume, overwrite)               # --overwrite discards a checkpoint once, before the ranks start
+    try:
+        return launch(_without_num_processes(common.ARGV), n)
+    except RankFailed as exc:
+        raise RankFailed(exc.rank, exc.world, exc.process_code, _kept(output)) from None
 
 
 def _without_num_processes(argv: list[str]) -> list[str]:
