@@ -54,6 +54,8 @@ def bench_command(
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help=f"Training steps per request (default {BenchConfig.steps}; --quick {BenchConfig.quick().steps}).")] = None,
     images: Annotated[Optional[int], typer.Option("--images", min=1, help=f"Evaluation images per prompt (default {BenchConfig.images}).")] = None,
     workers: Annotated[Optional[int], typer.Option("--num-processes", "--workers", min=1, help="Processes running chains in parallel, on accelerate (default: 2 on a CPU with 2+ cores, 1 on a GPU).")] = None,
+    attack_steps: Annotated[int, typer.Option("--attack-steps", min=0, help="Budget of the concept-recovery attack run on each method after the last request (textual-inversion steps; 0: no attack).")] = BenchConfig.attack_steps,
+    attack_every_step: Annotated[bool, typer.Option("--attack-every-step", help="Attack after every request, not only after the last.")] = False,
     base: BaseOpt = "toy",
     judge: JudgeOpt = None,
     device: DeviceOpt = "auto",
@@ -86,7 +88,8 @@ def bench_command(
         overrides["images"] = images
     resolve_precision(mixed_precision, pick_device(device))
     resolve_base(base)                          # a base that cannot load fails here, before any folder is made
-    overrides |= {"base": base, "judge": judge, "device": device, "mixed_precision": mixed_precision}
+    overrides |= {"base": base, "judge": judge, "device": device, "mixed_precision": mixed_precision,
+                  "attack_steps": attack_steps, "attack_every_step": attack_every_step}
     if base != "toy" and sequence is None:
         raise DugeError(f"A bench on {base!r} needs the concepts to erase: the default sequences are the toy world's.",
                         'Pass --sequence "van gogh,snoopy,church" (erased in this order).', option="sequence")
@@ -144,11 +147,12 @@ def _run_with_progress(cfg: BenchConfig, output: Path, workers: int, quiet: bool
 def _summary(results: dict) -> Table:
     n = len(results["sequence"])
     table = Table(title=f"after request {n} ({' -> '.join(results['sequence'])})")
-    for col in ("method", "mean UA", "UA_prev", "IRA", "CRA", "erosion", "FD", "s/request"):
+    for col in ("method", "mean UA", "UA_prev", "IRA", "CRA", "erosion", "FD", "recovered", "s/request"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for name, r in summary_rows(results):
         table.add_row(name, *(fmt(r[k], True, r["sd"].get(k)) for k in ("mean_ua", "ua_prev", "ira", "cra", "erosion")),
-                      fmt(r["fd"], False, r["sd"].get("fd")), f"{r['total_seconds'] / n:.1f}")
+                      fmt(r["fd"], False, r["sd"].get("fd")), fmt(r.get("recovered"), True, r["sd"].get("recovered")),
+                      f"{r['total_seconds'] / n:.1f}")
     return table
 
 

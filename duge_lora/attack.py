@@ -138,8 +138,9 @@ def _toy_scenes(concept: str):
     return axis, [s for s in world.all_scenes() if getattr(s, world.SLOT[axis]) == concept]
 
 
-def _read_as(model, prompts: list[str], scenes, axis: str, n: int, seed: int) -> float:
-    """The share of n images per prompt that the toy judge reads as their scene's `axis` value."""
+def _read_as(model, prompts: list[str], scenes, axis: str, n: int, seed: int) -> tuple[float, np.ndarray]:
+    """The share of n images per prompt that the toy judge reads as their scene's `axis` value, and the images
+    (P, n, H, W, 3)."""
     from .evaluate import default_judge
     from .generate import generate
     from .toy.judge import correct
@@ -147,18 +148,27 @@ def _read_as(model, prompts: list[str], scenes, axis: str, n: int, seed: int) ->
     images = generate(model, prompts, n, seed)
     flat = images.reshape(-1, *images.shape[2:])
     per_image = [s for s in scenes for _ in range(n)]
-    return float(correct(default_judge(), flat, per_image)[axis].mean())
+    return float(correct(default_judge(), flat, per_image)[axis].mean()), images
 
 
-def attack_once(model, concept: str, x0: torch.Tensor, cfg: AttackConfig, progress=None) -> tuple[float, float]:
-    """Add the placeholders to `model` (in place), learn them on x0, and judge the attacked prompts:
-    returns (recovered share, final loss). Toy world: every scene of the concept, the concept's word replaced."""
+@dataclass
+class Outcome:
+    """One attack on one model: the recovered share, the final loss, and the attacked prompts' images."""
+    rate: float
+    loss: float
+    images: np.ndarray          # (P, n, H, W, 3), one row per scene of the concept
+
+
+def attack_once(model, concept: str, x0: torch.Tensor, cfg: AttackConfig, progress=None) -> Outcome:
+    """Add the placeholders to `model` (in place; a second call re-initialises them, so each attack starts afresh),
+    learn them on x0, and judge the attacked prompts. Toy world: every scene of the concept, its word replaced."""
     axis, scenes = _toy_scenes(concept)
     word = " ".join(placeholder_words(cfg.tokens))
     ids = add_placeholders(model.pipe, cfg.tokens)
     prompts = [s.prompt_with(axis, word) for s in scenes]
     loss = learn_embeddings(model, x0, prompts, ids, cfg, progress)
-    return _read_as(model, prompts, scenes, axis, cfg.images, cfg.seed + 1), loss
+    rate, images = _read_as(model, prompts, scenes, axis, cfg.images, cfg.seed + 1)
+    return Outcome(rate, loss, images)
 
 
 def concept_latents(base, concept: str, seed: int, cache=None) -> torch.Tensor:
@@ -191,14 +201,15 @@ def run_attack(base_ref: str, adapters: list[str], concept: str, cfg: AttackConf
     x0 = concept_latents(base, word, cfg.seed, cache)
     ceiling = None
     if with_ceiling:
-        ceiling, _ = attack_once(base, word, x0, cfg, lambda d, t: progress("attack base", d, t))
+        ceiling = attack_once(base, word, x0, cfg, lambda d, t: progress("attack base", d, t)).rate
         if ceiling < CEILING_FLOOR:
             raise DugeError(f"The attack recovers {word!r} in only {100 * ceiling:.0f}% of the base model's own images, "
                             "so the base cannot be made to draw it either and a recovery rate would mean nothing.",
                             f"Raise {param('steps')}, or attack a concept the base draws.", option="concept")
     erased = load_base(base_ref, device)
     apply_items(erased, items)
-    plain = _read_as(erased, [s.prompt() for s in scenes], scenes, axis, cfg.images, cfg.seed + 1)
-    recovered, loss = attack_once(erased, word, x0, cfg, lambda d, t: progress("attack", d, t))
+    plain = _read_as(erased, [s.prompt() for s in scenes], scenes, axis, cfg.images, cfg.seed + 1)[0]
+    got = attack_once(erased, word, x0, cfg, lambda d, t: progress("attack", d, t))
+    recovered, loss = got.rate, got.loss
     return AttackResult(word, round(recovered, 4), None if ceiling is None else round(ceiling, 4), round(plain, 4),
                         round(time.time() - t0, 1), cfg.steps, cfg.tokens, len(scenes) * cfg.images, round(loss, 6))

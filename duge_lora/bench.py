@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from .bench_attack import attack_step, measure_ceiling, wanted
 from .bench_config import BenchConfig, Run, chain_requests, runs_of
 from .errors import BenchInterrupted, OutputError, TrainingStopped, UsageError, param, signal_code
 from .io import atomic_path
@@ -118,6 +119,8 @@ def _step(run: Run, cfg: BenchConfig, out: Path, k: int, reqs: list, adapters: l
         row["compose_max_abs_diff"] = float((probe(composed.pipe.unet) - probe(live)).abs().max())
     if run.every_step or k == len(cfg.sequence):
         row |= _judge_step(measure, run, composed, reqs, base, folder, k, say)
+    if wanted(cfg, run, k):                  # last: the attack changes the composed model's text encoder
+        row |= attack_step(cfg, out, run, composed, reqs, folder, k, say)
     return row
 
 
@@ -163,7 +166,7 @@ def prepare_dir(out: Path, cfg: BenchConfig, overwrite: bool) -> bool:
     if state.exists():
         old = json.loads(state.read_text())["config"]
         if old != cfg.to_dict():
-            changed = sorted(k for k in old if old.get(k) != cfg.to_dict().get(k))
+            changed = sorted(k for k in set(old) | set(cfg.to_dict()) if old.get(k) != cfg.to_dict().get(k))
             raise UsageError(f"{out} holds a bench with other settings ({', '.join(changed)}).",
                             f"Rerun with the same options to resume it, pass {param('overwrite')} to start over, or use another {param('output')}.")
         return True
@@ -183,6 +186,8 @@ def run_bench(cfg: BenchConfig, out: Path, workers: int = 1, report: Report | No
     for seed in cfg.used_seeds():
         report({"run": "base", "step": 0, "stage": "judge", "done": 0, "total": 1})
         measure_base(cfg, out, seed)
+        measure_ceiling(cfg, out, seed, lambda stage, d, t: report({"run": "base", "step": 0, "stage": "attack",
+                                                                    "done": d, "total": t}))
         report({"run": "base", "step": 0, "stage": "done", "done": 1, "total": 1})
     try:
         run_all(run_chain, runs_of(cfg), cfg, out, workers, report)

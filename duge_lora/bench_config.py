@@ -53,6 +53,8 @@ class BenchConfig:
     judge: str | None = None                        # a real base's judge (judges/); the toy has its own
     device: str = "auto"                            # as in every command: a GPU when there is one
     mixed_precision: str = "auto"                   # the base's precision (models.resolve_precision)
+    attack_steps: int = 150                         # the recovery attack's budget (attack.py); 0: no attack
+    attack_every_step: bool = False                 # attack after every request, not only after the last
 
     @classmethod
     def quick(cls, **overrides) -> "BenchConfig":
@@ -135,6 +137,11 @@ def check_config(cfg: BenchConfig) -> None:
     if cfg.judge is None and not cfg.is_toy:
         raise DugeError(f"A bench on {cfg.base!r} needs a judge: it is not the toy model, whose world has one.",
                         f"Pass {param('judge')} with a CLIP model or an image classifier.", option="judge")
+    from .attack import MAX_STEPS
+
+    if not 0 <= cfg.attack_steps <= MAX_STEPS:
+        raise DugeError(f"{param('attack_steps')} {cfg.attack_steps} is outside 0..{MAX_STEPS}.",
+                        f"Pass 0 (no attack) or a budget such as {BenchConfig.attack_steps}.", option="attack_steps")
     chain_requests(cfg.sequence, cfg.base)   # unknown words, nothing left to draw instead -> a clear DugeError
 
 

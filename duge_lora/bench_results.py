@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .bench import base_file, now, run_folder
+from .bench_attack import ceiling_file
 from .bench_config import BenchConfig, runs_of
 
 def collect(cfg: BenchConfig, out: Path, command: str = "") -> dict:
@@ -18,6 +19,9 @@ def collect(cfg: BenchConfig, out: Path, command: str = "") -> dict:
     base = [json.loads(base_file(out, s).with_suffix(".json").read_text()) for s in cfg.used_seeds()]
     results: dict = {"methods": {}, "ablation": {}, "base": _mean_base(base), "sequence": list(cfg.sequence),
                      "config": cfg.to_dict(), "command": command, "date": now(), "machine": machine()}
+    ceilings = [json.loads(f.read_text()) for f in (ceiling_file(out, s) for s in cfg.used_seeds()) if f.exists()]
+    if ceilings:
+        results["base"] |= _mean_ceiling(ceilings)
     for r in runs_of(cfg):
         seeds = cfg.seeds[:1] if r.variant else cfg.seeds_of(r.method)
         if r.seed != seeds[0]:
@@ -37,7 +41,7 @@ def _steps(folder: Path, n: int) -> list[dict]:
 
 
 NUMERIC = ("ua", "ua_prev", "mean_ua", "ira", "cra", "erosion", "fd", "seconds", "peak_mb", "compose_seconds",
-           "compose_max_abs_diff", "eval_seconds", "clip_score")
+           "compose_max_abs_diff", "eval_seconds", "clip_score", "recovered", "attack_seconds")
 
 
 def _mean(values: list) -> float | None:
@@ -58,6 +62,10 @@ def _mean_steps(per_seed: list[list[dict]]) -> list[dict]:
             row["targets"] = [t | {"ua": _mean([r["targets"][j]["ua"] for r in judged])}
                               for j, t in enumerate(judged[0]["targets"])]
         row["judged_seeds"] = len(judged)
+        attacked = [r["recovered_targets"] for r in rows if r.get("recovered_targets")]
+        if attacked:
+            row["recovered_targets"] = {c: _mean([a.get(c) for a in attacked]) for c in attacked[0]}
+            row["attacked_seeds"] = len(attacked)
         out.append(row)
     return out
 
@@ -69,7 +77,17 @@ def _spread(finals: list[dict]) -> dict:
     if finals and finals[0].get("targets"):
         spread["targets"] = {t["concept"]: sd([f["targets"][j]["ua"] for f in finals if f["targets"][j]["ua"] is not None])
                              for j, t in enumerate(finals[0]["targets"])}
+    if finals and finals[0].get("recovered_targets"):
+        spread["recovered_targets"] = {c: sd([f["recovered_targets"][c] for f in finals if f.get("recovered_targets")])
+                                       for c in finals[0]["recovered_targets"]}
     return spread
+
+
+def _mean_ceiling(infos: list[dict]) -> dict:
+    """The attack on the base, over the seeds: the mean share per target and overall, and its spread."""
+    sd = float(np.std([i["ceiling"] for i in infos], ddof=1)) if len(infos) > 1 else None
+    return {"ceiling": _mean([i["ceiling"] for i in infos]), "ceiling_sd": sd, "attack_steps": infos[0]["steps"],
+            "ceiling_targets": {c: _mean([i["ceiling_targets"][c] for i in infos]) for c in infos[0]["ceiling_targets"]}}
 
 
 def _mean_base(infos: list[dict]) -> dict:

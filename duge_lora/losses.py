@@ -63,9 +63,10 @@ def kv_preservation(factors: list[tuple[Tensor, Tensor]], keep: Tensor, base_nor
 
     The adapted maps read the text states directly (K = W_k e, V = W_v e), so this is exactly how much adapter k
     moves the cross-attention keys and values of non-target prompts; 0 means they are untouched.
+    Modules that do not read the text states (to_q, to_out: their norm is None) have no keys/values to keep.
     """
-    terms = [scaling ** 2 * (b @ (a @ keep.T)).pow(2).sum() / n for (a, b), n in zip(factors, base_norms)]
-    return torch.stack(terms).sum()
+    terms = [scaling ** 2 * (b @ (a @ keep.T)).pow(2).sum() / n for (a, b), n in zip(factors, base_norms) if n is not None]
+    return torch.stack(terms).sum() if terms else keep.new_zeros(())
 
 
 # ----------------------------------------------------------------------------- what one training step computed
@@ -93,7 +94,7 @@ class Predictions:
 class KeepStates:
     """Text token states whose keys/values must not move, and ||W E^T||_F^2 of each module on them."""
     states: Tensor                   # (N, d)
-    norms: list[Tensor]              # per adapted module
+    norms: list[Tensor | None]       # per adapted module (None: it does not read the text states)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import report_attack
 from .io import atomic_path
 
 # metric -> (title, "higher is better"?, shown in percent?)
@@ -105,13 +106,13 @@ def markdown(results: dict) -> str:
              "base minus step k (same prompts, same seeds).", "",
              f"## After request {len(results['sequence'])}", "",
              "With several seeds: the mean ± the standard deviation over seeds.", "",
-             "| method | seeds | mean UA | UA_prev | IRA | CRA | erosion | FD | s/request (mean) | total s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| method | seeds | mean UA | UA_prev | IRA | CRA | erosion | FD | recovered | s/request (mean) | total s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     n = len(results["sequence"])
     for name, r in summary_rows(results):
-        cells = [fmt(r[k], METRICS[k][2], r["sd"].get(k)) for k in ("mean_ua", "ua_prev", "ira", "cra", "erosion", "fd")]
+        cells = [fmt(r.get(k), k != "fd", r["sd"].get(k)) for k in ("mean_ua", "ua_prev", "ira", "cra", "erosion", "fd", "recovered")]
         lines.append(f"| {name} | {len(r['seeds']) or 1} | " + " | ".join(cells) + f" | {r['total_seconds'] / n:.1f} | {r['total_seconds']:.0f} |")
-    lines += [""] + _target_table(results) + ["## Per step", ""]
+    lines += [""] + _target_table(results) + report_attack.markdown_lines(results) + ["## Per step", ""]
     if any(len(e.get("seeds", [])) > 1 for e in results["methods"].values()):
         lines += ["Before the last request only a method's first seed is judged; the last request's figures are "
                   "the mean over all its seeds.", ""]
@@ -243,7 +244,9 @@ def write_report(out: Path, results: dict) -> dict[str, Path]:
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(md)
     plot_paths = plots(results, out / "plots")
+    plot_paths += [p for p in [report_attack.plot(results, out / "plots")] if p is not None]
     grid_paths = grids(out, results, out / "grids")
+    grid_paths += [p for p in [report_attack.grid(out, results, out / "grids")] if p is not None]
     with atomic_path(out / "index.html") as tmp:
         tmp.write_text(index_html(results, md, plot_paths, grid_paths, out))
     return {"json": out / "results.json", "markdown": out / "results.md", "html": out / "index.html",

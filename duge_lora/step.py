@@ -48,6 +48,9 @@ def keep_states(unet, names: list[str], states: torch.Tensor | None) -> KeepStat
     modules, norms = dict(unet.named_modules()), []
     for name in names:
         w = getattr(modules[name], "base_layer", modules[name]).weight
+        if w.shape[1] != states.shape[1]:          # to_q / to_out read image features, not the text states
+            norms.append(None)
+            continue
         norms.append((states.to(w.device, w.dtype) @ w.T).float().pow(2).sum().clamp_min(1e-12))
     return KeepStates(states.to(unet.device), norms)
 

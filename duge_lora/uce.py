@@ -25,8 +25,9 @@ def uce_delta(w: torch.Tensor, c: torch.Tensor, a: torch.Tensor, p: torch.Tensor
 
 @torch.no_grad()
 def uce_factors(base, req, earlier: list, lora, seed: int = 0, lam: float = 1.0) -> tuple[dict, dict]:
-    """The UCE edit of every adapted map of the base's UNet as it is now (theta_{k-1}), as LoRA factors of the
-    `lora` shape: (module -> (A, B), info). Used by the UCE baseline and as DUGE's optional starting point."""
+    """The UCE edit of every adapted map of the base's UNet as it is now (theta_{k-1}) that reads the text states
+    (to_k, to_v), as LoRA factors of the `lora` shape: (module -> (A, B), info). to_q and to_out read the image
+    features, which UCE does not edit: they are left out. Used by the UCE baseline and as DUGE's starting point."""
     from .adapter import target_names
     from .merge import low_rank, relative_error
     from .trainset import encode_prompts
@@ -40,6 +41,8 @@ def uce_factors(base, req, earlier: list, lora, seed: int = 0, lam: float = 1.0)
     for name in target_names(unet, lora):
         layer = getattr(modules[name], "base_layer", modules[name])
         w = layer.weight.float()
+        if w.shape[1] != c.shape[1]:                  # to_q / to_out: not a map of the text states
+            continue
         a_k, b_k, dropped, total = low_rank(uce_delta(w, c.to(w.device), a.to(w.device), p.to(w.device), lam),
                                             lora.rank, lora.scaling)
         weights[name] = (a_k, b_k)
@@ -53,6 +56,7 @@ def train_uce(base, req, parents: list, cfg, output):
     as a LoRA of cfg.lora's shape (train.train_adapter dispatches here; no steps, no data generation)."""
     import time
 
+    from .adapter import target_names
     from .memory import peak_memory_mb
     from .train import make_record, previous_model, save
 
@@ -60,6 +64,11 @@ def train_uce(base, req, parents: list, cfg, output):
     base_fp, earlier = previous_model(base, parents, cfg.lora)
     lam = cfg.loss_weights().get("uce_lambda", 1.0)
     weights, info = uce_factors(base, req, earlier, cfg.lora, cfg.seed, lam)
+    modules = dict(base.pipe.unet.named_modules())
+    for name in target_names(base.pipe.unet, cfg.lora):     # to_q / to_out: UCE leaves them as they are
+        if name not in weights:
+            w = getattr(modules[name], "base_layer", modules[name]).weight
+            weights[name] = (w.new_zeros(cfg.lora.rank, w.shape[1]), w.new_zeros(w.shape[0], cfg.lora.rank))
     record = make_record(base, req, parents, cfg, base_fp, [], time.time() - t0, info)
     record.loss_weights = {"uce_lambda": lam}
     record.peak_mb = peak_memory_mb(base.device)

@@ -256,3 +256,19 @@ def test_closed_form_start(tmp_path, cache):
         assert torch.equal(live[module][0].detach(), a) and torch.equal(live[module][1].detach(), b)
     with pytest.raises(Exception, match="init"):
         TrainConfig(init="warm")
+
+
+@pytest.mark.parametrize("method", ["duge", "naive", "uce"])
+def test_query_and_output_projections_can_be_adapted(method, tmp_path, cache):
+    """--targets q,k,v,out: to_q and to_out read image features, not the text states, so the key/value terms
+    (pp_kv, keep, protect) and UCE's closed form apply to to_k/to_v alone; every method still trains all four
+    (before 2026-11-30 every method failed here with a shape error)."""
+    base = load_base("toy", "cpu")
+    lora = LoraSpec(targets=("q", "k", "v", "out"))
+    record = train_adapter(base, TOY.make_request("circle"), [], TrainConfig(method=method, lora=lora, **FAST),
+                           tmp_path / "a", cache=cache)
+    saved = load_file(str(tmp_path / "a" / "pytorch_lora_weights.safetensors"))
+    assert {k.split(".attn2.")[1].split(".lora")[0] for k in saved} == {"to_q", "to_k", "to_v", "to_out.0"}
+    if method != "uce":
+        assert all(torch.isfinite(torch.tensor(v)) for v in record.final_losses.values())
+        assert any(float(v.abs().max()) > 0 for k, v in saved.items() if "to_q" in k and "lora_B" in k)
