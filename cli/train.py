@@ -9,6 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from duge_lora.adapter import LoraSpec
+from duge_lora.adversarial import ROUNDS as ROBUST_ROUNDS
+from duge_lora.adversarial import TARGETS as ROBUST_TARGETS
+from duge_lora.adversarial import robust_preset
 from duge_lora.checkpoint import checkpoint_step, has_checkpoint, partial_dir
 from duge_lora.errors import DugeError
 from duge_lora.judges import load_judge
@@ -70,7 +73,7 @@ def train(
     method: Annotated[str, typer.Option("--method", help=f"Objective: {', '.join(METHODS)} (uce: closed form, no training).")] = T.method,
     rank: Annotated[int, typer.Option("--rank", help="LoRA rank.")] = L.rank,
     alpha: Annotated[Optional[float], typer.Option("--alpha", help="LoRA alpha (default: the rank, so scaling 1).")] = L.alpha,
-    targets: Annotated[str, typer.Option("--targets", help="Cross-attention projections to adapt: k,v,q,out.")] = ",".join(L.targets),
+    targets: Annotated[Optional[str], typer.Option("--targets", help=f"Cross-attention projections to adapt: k,v,q,out (default: {','.join(L.targets)}; --robust: {','.join(ROBUST_TARGETS)}).", show_default=False)] = None,
     steps: Annotated[int, typer.Option("--steps", min=1)] = T.steps,
     lr: Annotated[float, typer.Option("--lr")] = T.lr,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Rows per data set (anchor, preserve, replay) per step.")] = T.batch,
@@ -86,6 +89,7 @@ def train(
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints (0: none).")] = T.checkpoint_every,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint (rerunning the same command does too; --overwrite starts over).")] = False,
     init: Annotated[Optional[str], typer.Option("--init", help="Where the adapter starts: zero (exactly the model before this request) or uce (the closed-form UCE edit, then trained; DUGE's default).")] = None,
+    robust: Annotated[bool, typer.Option("--robust", help=f"Resist a concept-recovery attack: {ROBUST_ROUNDS} adversarial rounds of textual inversion during training, to_out adapted too, preservation weighed 5x (slower; toy model; docs/method.md).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Use an --anchor that an earlier adapter erased (its prompt no longer draws it).")] = False,
     num_processes: Annotated[int, typer.Option("--num-processes", help="Data-parallel processes (accelerate; gloo on a CPU, NCCL on GPUs): each computes its share of every step's batch.")] = 1,
     overwrite: OverwriteOpt = False,
@@ -95,10 +99,11 @@ def train(
     """Train one LoRA adapter that erases a concept, with the DUGE losses, on top of the earlier adapters."""
     mixed_precision = resolve_precision(mixed_precision, pick_device(device))
     templates = read_prompts(prompts) if prompts is not None else None
-    cfg = TrainConfig(method=method, steps=steps, lr=lr, batch=batch, seed=seed,
-                      lora=LoraSpec(rank=rank, alpha=alpha, targets=tuple(t.strip() for t in targets.split(",") if t.strip())),
-                      weights=parse_weights(weight or []) or None, checkpoint_every=checkpoint_every,
-                      mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing, init=init)
+    cfg = _config(method, steps, lr, batch, seed, rank, alpha, targets, weight, checkpoint_every, mixed_precision,
+                  gradient_checkpointing, init, robust)
+    if robust and num_processes != 1:
+        raise DugeError("--robust runs its adversarial rounds in one process.", "Leave --num-processes out with --robust.",
+                        option="num_processes")
     dev = pick_device(device)
     plan = plan_request(concept, after, stack, output)
     ranks = current_ranks(dev)
@@ -141,6 +146,18 @@ def train(
     Output(json_).show({"output": str(plan.output)} | record.to_dict(),
                        f"wrote {plan.output} in {record.seconds} s (final losses: {losses})")
     return 0
+
+
+def _config(method, steps, lr, batch, seed, rank, alpha, targets, weight, checkpoint_every, mixed_precision,
+            gradient_checkpointing, init, robust) -> TrainConfig:
+    """The TrainConfig of the command line; --robust applies adversarial.robust_preset (what was given wins)."""
+    given = parse_weights(weight or []) or None
+    lora = LoraSpec(rank=rank, alpha=alpha, targets=tuple(t.strip() for t in targets.split(",") if t.strip())
+                    if targets is not None else LoraSpec.targets)
+    cfg = TrainConfig(method=method, steps=steps, lr=lr, batch=batch, seed=seed, lora=lora, weights=given,
+                      checkpoint_every=checkpoint_every, mixed_precision=mixed_precision,
+                      gradient_checkpointing=gradient_checkpointing, init=init)
+    return robust_preset(cfg, targets is not None, given) if robust else cfg
 
 
 def _launch(output, n: int, resume: bool, overwrite: bool) -> int:

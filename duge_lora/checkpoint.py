@@ -16,8 +16,10 @@ def partial_dir(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
-def save_checkpoint(folder: Path, step: int, params: list[torch.Tensor], opt, gen: torch.Generator, config_id: str) -> None:
-    """Parameters, AdamW moments and the data RNG after `step`, with the id of the settings that made them."""
+def save_checkpoint(folder: Path, step: int, params: list[torch.Tensor], opt, gen: torch.Generator, config_id: str,
+                    extra: dict[str, torch.Tensor] | None = None) -> None:
+    """Parameters, AdamW moments and the data RNG after `step` (and `extra` tensors: the robust option's
+    adversarial pairs), with the id of the settings that made them."""
     from safetensors.torch import save_file
 
     tensors = {f"param.{i}": p.detach().cpu().contiguous() for i, p in enumerate(params)}
@@ -25,6 +27,7 @@ def save_checkpoint(folder: Path, step: int, params: list[torch.Tensor], opt, ge
         for k, v in opt.state.get(p, {}).items():          # AdamW: step, exp_avg, exp_avg_sq
             tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
     tensors["rng"] = gen.get_state()
+    tensors |= extra or {}
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "checkpoint.safetensors") as tmp:
         save_file(tensors, str(tmp))
@@ -44,8 +47,10 @@ def checkpoint_step(folder: Path) -> int | None:
         return None
 
 
-def load_checkpoint(folder: Path, params: list[torch.Tensor], opt, gen: torch.Generator, config_id: str) -> int:
-    """Restore what save_checkpoint wrote (refusing one made with other settings); returns its step."""
+def load_checkpoint(folder: Path, params: list[torch.Tensor], opt, gen: torch.Generator, config_id: str,
+                    extra: dict | None = None) -> int:
+    """Restore what save_checkpoint wrote (refusing one made with other settings); returns its step. The `extra`
+    tensors it kept (keys with a dot prefix other than param/opt) are put in `extra` when it is given."""
     from safetensors.torch import load_file
 
     state = json.loads((folder / "state.json").read_text())
@@ -61,4 +66,6 @@ def load_checkpoint(folder: Path, params: list[torch.Tensor], opt, gen: torch.Ge
             if moments:
                 opt.state[p] = {k: (v if k == "step" else v.to(p.device)) for k, v in moments.items()}
     gen.set_state(tensors["rng"])
+    if extra is not None:
+        extra |= {k: v for k, v in tensors.items() if k.startswith("adv.")}
     return int(state["step"])

@@ -61,6 +61,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     max_prompts: int = 64                # per data set
     init: str | None = None              # zero | uce: where adapter k starts (INITS); None: the objective's
+    adversarial: int = 0                 # adversarial rounds (adversarial.py; the robust option); 0: none
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -72,6 +73,12 @@ class TrainConfig:
             raise DugeError(f"{param('mixed_precision')} {self.mixed_precision!r} is not one of {', '.join(MIXED_PRECISION)}.",
                             "Pick one of those.", option="mixed_precision")
         validate.training(self)
+        if not 0 <= self.adversarial <= 20:
+            raise DugeError(f"{param('adversarial')} {self.adversarial} is outside 0..20.", "Pass 4, for example.",
+                            option="adversarial")
+        if self.adversarial and self.method in CLOSED_FORM:
+            raise DugeError(f"{self.method} computes its adapter in closed form, with no steps for adversarial rounds.",
+                            f"Leave {param('robust')} out with {param('method')} {self.method}.", option="robust")
 
     def start(self) -> str:
         """Where adapter k starts: as asked, or the objective's default (DUGE: the closed-form edit)."""
@@ -98,6 +105,7 @@ class Session:
     opt: torch.optim.Optimizer
     gen: torch.Generator
     base_fp: str
+    adversary: object | None = None      # adversarial.Adversary with the robust option
 
 
 def previous_model(base: Base, parents: list[Adapter], lora: LoraSpec) -> tuple[str, list[Request]]:
@@ -143,8 +151,12 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
                 cfg.loss_weights(), cfg.batch, cfg.lora.scaling, lambda: _autocast(cfg.mixed_precision, base.device),
                 [earlier_a[n] for n in names], keep_states(unet, names, data.keep), keep_states(unet, names, data.keep_near),
                 keep_states(unet, names, data.protect))
+    adversary = None
+    if cfg.adversarial:
+        from .adversarial import Adversary
+        adversary = Adversary(base, req, cfg, cache)
     return Session(step, params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0),
-                   torch.Generator().manual_seed(cfg.seed), base_fp)
+                   torch.Generator().manual_seed(cfg.seed), base_fp, adversary)
 
 
 def cast_training_params(unet, name: str) -> None:
@@ -191,7 +203,7 @@ def optimise(s: Session, cfg: TrainConfig, start: int, ckpt: Path, config_id: st
     except KeyboardInterrupt as exc:
         done = start + len(history)
         if ranks.is_main:
-            save_checkpoint(ckpt, done, s.params, s.opt, s.gen, config_id)
+            save_checkpoint(ckpt, done, s.params, s.opt, s.gen, config_id, _extra(s))
         stop = TrainingStopped(f"Training was interrupted after step {done}; a checkpoint is kept in {ckpt}.",
                                "Rerun the same command to continue from it.", option="resume")
         stop.interrupted, stop.signal_code = True, signal_code(exc)
@@ -205,6 +217,9 @@ def _steps(s: Session, cfg: TrainConfig, start: int, ckpt: Path, config_id: str,
     each computes its shard of the global batch and the gradients are averaged before the step (distributed.py)."""
     good = start
     for step in range(start, cfg.steps):
+        if s.adversary is not None and step in s.adversary.at:
+            s.adversary.round(s, step)
+            progress("adversarial", s.adversary.at.index(step) + 1, len(s.adversary.at), {})
         loss, terms = training_step(s.step, s.gen, (ranks.rank, ranks.world))
         logged = ranks.mean_values(terms | {"loss": float(loss.detach())})
         value = logged["loss"]
@@ -219,9 +234,13 @@ def _steps(s: Session, cfg: TrainConfig, start: int, ckpt: Path, config_id: str,
         progress("train", done, cfg.steps, history[-1])
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
             if ranks.is_main:
-                save_checkpoint(ckpt, done, s.params, s.opt, s.gen, config_id)
+                save_checkpoint(ckpt, done, s.params, s.opt, s.gen, config_id, _extra(s))
             good = done
         boundary()
+
+
+def _extra(s: Session) -> dict | None:
+    return s.adversary.checkpoint_tensors() if s.adversary is not None else None
 
 
 def _config_id(cfg: TrainConfig, req: Request, parents: list[Adapter], base_fp: str) -> str:
@@ -251,7 +270,10 @@ def train_adapter(base: Base, req: Request, parents: list[Adapter], cfg: TrainCo
         progress = lambda *a: None  # noqa: E731 - rank 0 alone reports
     s = prepare(base, req, parents, cfg, cache, progress, ranks)
     ckpt, config_id = partial_dir(output), _config_id(cfg, req, parents, s.base_fp)
-    start = load_checkpoint(ckpt, s.params, s.opt, s.gen, config_id) if resume and has_checkpoint(ckpt) else 0
+    kept: dict = {}
+    start = load_checkpoint(ckpt, s.params, s.opt, s.gen, config_id, kept) if resume and has_checkpoint(ckpt) else 0
+    if s.adversary is not None:
+        s.adversary.restore(s.step.data, kept)
     t_loop = time.time()
     try:
         history = optimise(s, cfg, start, ckpt, config_id, progress, ranks)
@@ -286,7 +308,7 @@ def make_record(base: Base, req: Request, parents: list[Adapter], cfg: TrainConf
         hyperparameters={"steps": cfg.steps, "lr": cfg.lr, "batch": cfg.batch, "seed": cfg.seed,
                          "mixed_precision": cfg.mixed_precision, "timesteps": "uniform[0, T)",
                          "gradient_checkpointing": cfg.gradient_checkpointing, "sampler": base.sampler,
-                         "init": cfg.start()},
+                         "init": cfg.start(), **({"adversarial_rounds": cfg.adversarial} if cfg.adversarial else {})},
         lora=cfg.lora.to_dict(), base=BaseRef(base.name, base.source, base_fp),
         parents=[ParentRef(i + 1, p.concept, p.sha256, p.ref) for i, p in enumerate(parents)],
         data=data_info, seconds=round(seconds, 1), final_losses={k: round(v, 6) for k, v in final.items()},

@@ -11,7 +11,7 @@ from duge_lora.losses import DEFAULT_WEIGHTS
 from duge_lora_cli.main import main
 
 ARGS = ["bench", "--quick", "--sequence", "circle,red", "--methods", "duge,uce", "--ablation", "no-reg",
-        "--steps", "8", "--workers", "2", "--seeds", "0,1", "--seeded", "uce"]
+        "--steps", "8", "--workers", "2", "--seeds", "0,1", "--seeded", "uce", "--attack-steps", "10"]
 KEYS = {"step", "target", "ua", "ua_prev", "ira", "cra", "erosion", "fd", "seconds", "peak_mb"}
 
 
@@ -74,6 +74,37 @@ def test_report_files(bench_dir):
         assert src in html and (bench_dir / src).exists()
 
 
+def test_the_attack_after_the_last_request(bench_dir):
+    """Each method's targets are attacked after the last request (not before, not the ablation variants), the base
+    once per seed (the ceiling); results.md, plots/recovered.png, grids/attacked.png and index.html show it."""
+    r = json.loads((bench_dir / "results.json").read_text())
+    for name, entry in r["methods"].items():
+        first, last = entry["steps"]
+        assert "recovered" not in first or first["recovered"] is None
+        assert 0.0 <= last["recovered"] <= 1.0 and set(last["recovered_targets"]) == {"circle", "red"}
+        assert last["recovered"] == pytest.approx(np.mean(list(last["recovered_targets"].values())), abs=1e-4)
+        assert last["attack_seconds"] > 0
+    assert "recovered" not in r["ablation"]["duge-no-reg"]["steps"][-1]
+    uce = r["methods"]["uce"]
+    assert uce["steps"][-1]["attacked_seeds"] == 2 and uce["sd"]["recovered"] is not None
+    assert set(uce["sd"]["recovered_targets"]) == {"circle", "red"}
+    base = r["base"]
+    assert base["attack_steps"] == 10 and set(base["ceiling_targets"]) == {"circle", "red"} and base["ceiling"] > 0
+    for seed in (0, 1):
+        info = json.loads((bench_dir / "base" / f"attack-seed-{seed}.json").read_text())
+        assert info["seed"] == seed and info["steps"] == 10
+    md = (bench_dir / "results.md").read_text()
+    assert "| recovered |" in md and "## Concept recovery: the attack after request 2" in md and "| base (ceiling) |" in md
+    with Image.open(bench_dir / "plots" / "recovered.png") as im:
+        assert im.size[0] > 300
+    with Image.open(bench_dir / "grids" / "attacked.png") as im:
+        assert im.size[1] > 3 * 96                     # the base, then duge and uce
+    html = (bench_dir / "index.html").read_text()
+    assert "plots/recovered.png" in html and "grids/attacked.png" in html
+    images = np.load(bench_dir / "runs" / "duge" / "seed-0" / "attack-02.npy")
+    assert images.shape[0] == 2 and images.dtype == np.uint8
+
+
 def test_resume_skips_finished_steps_and_reproduces_a_lost_one(bench_dir, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(bench_dir, out)
@@ -105,6 +136,7 @@ def test_bench_refuses_other_settings_in_the_same_folder(bench_dir, capsys):
     (["--ablation", "no-fun"], "Unknown ablation variant"),
     (["--ablation", "no-drift"], "would be DUGE itself"),
     (["--seeds", "one"], "not a comma-separated list of integers"),
+    (["--attack-steps", "1000000"], "--attack-steps 1000000 is outside"),
     (["--sequence", "solid,outlined,striped"], "Every concept that could stand in for 'striped'"),
 ])
 def test_bad_bench_options_are_one_sentence(args, words, tmp_path, capsys):

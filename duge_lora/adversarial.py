@@ -1,0 +1,129 @@
+"""DUGE's robust option: adversarial rounds during training (AdvUnlearn style), so that the erased concept is hard
+to bring back with a learned word (attack.py; Pham et al. 2023).
+
+AdvUnlearn (Zhang et al. 2024, eq. 4) trains the erasure against the attack's best prompt in an inner loop. Here,
+at `rounds` evenly spaced steps of a request, the attack itself (textual inversion, attack.learn_embeddings) runs
+on the model being trained, from theta_{k-1}'s images of the concept; the learned word then joins the target
+prompts: every target prompt, the concept's word replaced by the learned one, is paired with its anchor prompt
+and erased by the same cross-attention losses as the concept's own words (method.md, "Robust erasure").
+
+Why the preset also adapts `to_out` and weighs preservation 5x (measured, docs/benchmarks.md "Concept recovery"):
+an adapter of to_k/to_v alone keeps every key and value reachable (a full-rank map after a low-rank update), so
+the attack finds another word that draws the concept (recovered 100% with or without rounds); with to_out
+adapted, the rounds lower recovery, and the preservation weights buy back most of what that costs the
+other concepts.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import torch
+
+from .errors import DugeError, param
+
+ROUNDS = 4                                     # adversarial rounds per request (at 20/40/60/80% of the steps)
+TARGETS = ("k", "v", "out")                    # the preset's adapted maps
+WEIGHTS = {"pp": 5.0, "replay": 5.0, "keep": 5.0}
+ATTACK_STEPS = 150                             # the inner attack's budget: the bench's attack
+TOKENS = 2
+
+
+def robust_preset(cfg, targets_given: bool = False, weights_given: dict | None = None):
+    """cfg with the robust preset: ROUNDS adversarial rounds, to_out adapted too (unless targets were given), the
+    preservation weights raised (a weight given by the user wins)."""
+    from .adapter import LoraSpec
+    from .losses import DEFAULT_WEIGHTS
+
+    lora = cfg.lora if targets_given else LoraSpec(rank=cfg.lora.rank, alpha=cfg.lora.alpha, targets=TARGETS)
+    return replace(cfg, adversarial=cfg.adversarial or ROUNDS, lora=lora,
+                   weights={**DEFAULT_WEIGHTS, **WEIGHTS, **(weights_given or {})})
+
+
+def schedule(steps: int, rounds: int) -> list[int]:
+    """The steps before which a round runs: evenly spaced, never step 0 (the adapter must first erase the words)."""
+    return sorted({max(1, round(steps * (i + 1) / (rounds + 1))) for i in range(rounds)})
+
+
+class Adversary:
+    """The inner attack of one request: theta_{k-1}'s images of the concept (made at the first round, with the
+    new adapter switched off), the attack's placeholder words, and the adversarial pairs added so far."""
+
+    def __init__(self, base, req, cfg, cache=None):
+        if base.world.name != "toy":
+            raise DugeError("The robust option's inner attack draws the concept's scenes from the toy world; a real "
+                            "base has no attack yet.", f"Leave {param('robust')} out on {base.name}.", option="robust")
+        self.base, self.req, self.cfg, self.cache = base, req, cfg, cache
+        self.at = schedule(cfg.steps, cfg.adversarial)
+        self.x0: torch.Tensor | None = None
+        self.added: list[tuple[int, int, int]] = []          # pairs added to the data, in order
+        self.states = torch.zeros(0)                         # their prompts' text states (rows appended to emb)
+
+    def _latents(self, unet) -> torch.Tensor:
+        from .attack import concept_latents
+
+        unet.disable_adapters()                              # theta_{k-1}: the model before this request
+        try:
+            return concept_latents(self.base, self.req.concept, self.cfg.seed, self.cache)
+        finally:
+            unet.enable_adapters()
+
+    def round(self, s, step: int) -> None:
+        """Attack the model as trained so far; add the learned word's target prompts to the erased pairs."""
+        from .attack import AttackConfig, add_placeholders, learn_embeddings, placeholder_words
+        from .trainset import encode_prompts
+
+        unet = s.step.unet
+        was_training = unet.training
+        if self.x0 is None:
+            self.x0 = self._latents(unet)
+        ids = add_placeholders(self.base.pipe, TOKENS)
+        prompts, pairs = self._prompts(s.step.data)
+        learn_embeddings(self.base, self.x0, prompts, ids, AttackConfig(steps=ATTACK_STEPS, tokens=TOKENS,
+                                                                        seed=self.cfg.seed + step))
+        for p in s.params:                                   # the attack froze the UNet; the adapter trains on
+            p.requires_grad_(True)
+        unet.train(was_training)
+        self._add(s.step.data, encode_prompts(self.base, prompts), pairs)
+
+    def _prompts(self, data) -> tuple[list[str], list[tuple[int, int]]]:
+        """Every target prompt of the request with its words replaced by the placeholders, and its pair's
+        (anchor latent row, anchor states row)."""
+        from .attack import placeholder_words
+
+        sets = self.base.world.prompt_sets(self.req, [], self.cfg.seed)
+        anchor_row = {p: i for i, p in enumerate(data.anchor_prompts)}
+        ref_row = {a: r for a, _, r in data.pairs[:len(data.pairs) - len(self.added)]}
+        words = [self.req.concept, *self.req.synonyms]
+        pattern = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b")
+        word = " ".join(placeholder_words(TOKENS))
+        prompts, pairs = [], []
+        for t, a in zip(sets.target, sets.anchor):
+            if a in anchor_row and anchor_row[a] in ref_row:
+                prompts.append(pattern.sub(word, t))
+                pairs.append((anchor_row[a], ref_row[anchor_row[a]]))
+        return prompts, pairs
+
+    def _add(self, data, states: torch.Tensor, pairs: list[tuple[int, int]]) -> None:
+        first = len(data.emb)
+        data.emb = torch.cat([data.emb, states.to(data.emb)])
+        new = [(lat, first + i, ref) for i, (lat, ref) in enumerate(pairs)]
+        data.pairs = data.pairs + new
+        self.added += new
+        self.states = torch.cat([self.states.to(states), states]) if len(self.states) else states
+
+    def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint keeps of the rounds so far (so a resumed run continues with the same pairs)."""
+        if not self.added:
+            return {}
+        return {"adv.states": self.states.contiguous(), "adv.pairs": torch.tensor(self.added, dtype=torch.int64)}
+
+    def restore(self, data, tensors: dict[str, torch.Tensor]) -> None:
+        """Put back the pairs of the rounds a checkpoint saw (their rows relative to the data's own)."""
+        if "adv.states" not in tensors:
+            return
+        first, base_first = len(data.emb), int(tensors["adv.pairs"][0, 1])
+        self._add(data, tensors["adv.states"], [])
+        shifted = [(int(a), first + int(e) - base_first, int(r)) for a, e, r in tensors["adv.pairs"].tolist()]
+        data.pairs = data.pairs + shifted
+        self.added = shifted
