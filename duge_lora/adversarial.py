@@ -70,7 +70,7 @@ class Adversary:
 
     def round(self, s, step: int) -> None:
         """Attack the model as trained so far; add the learned word's target prompts to the erased pairs."""
-        from .attack import AttackConfig, add_placeholders, learn_embeddings, placeholder_words
+        from .attack import AttackConfig, add_placeholders, learn_embeddings
         from .trainset import encode_prompts
 
         unet = s.step.unet
@@ -78,13 +78,20 @@ class Adversary:
         if self.x0 is None:
             self.x0 = self._latents(unet)
         ids = add_placeholders(self.base.pipe, TOKENS)
+        learn_embeddings(self.base, self.x0, self._scene_prompts(), ids,      # the attack itself (attack.attack_once)
+                         AttackConfig(steps=ATTACK_STEPS, tokens=TOKENS, seed=self.cfg.seed + step))
         prompts, pairs = self._prompts(s.step.data)
-        learn_embeddings(self.base, self.x0, prompts, ids, AttackConfig(steps=ATTACK_STEPS, tokens=TOKENS,
-                                                                        seed=self.cfg.seed + step))
         for p in s.params:                                   # the attack froze the UNet; the adapter trains on
             p.requires_grad_(True)
         unet.train(was_training)
         self._add(s.step.data, encode_prompts(self.base, prompts), pairs)
+
+    def _scene_prompts(self) -> list[str]:
+        """The prompt of each of x0's images (every scene of the concept), its word replaced by the placeholders."""
+        from .attack import _toy_scenes, placeholder_words
+
+        axis, scenes = _toy_scenes(self.req.concept)
+        return [sc.prompt_with(axis, " ".join(placeholder_words(TOKENS))) for sc in scenes]
 
     def _prompts(self, data) -> tuple[list[str], list[tuple[int, int]]]:
         """Every target prompt of the request with its words replaced by the placeholders, and its pair's

@@ -75,7 +75,7 @@ def add_placeholders(pipe, n: int, init_word: str | None = None) -> list[int]:
     words = placeholder_words(n)
     tok.add_tokens(words)
     ids = tok.convert_tokens_to_ids(words)
-    te.resize_token_embeddings(len(tok))
+    te.resize_token_embeddings(len(tok), mean_resizing=False)   # rows set below; no draw from the global RNG
     emb = te.get_input_embeddings().weight
     with torch.no_grad():
         start = emb[:-n].float().mean(0)

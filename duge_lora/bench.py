@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .bench_attack import attack_step, measure_ceiling, wanted
-from .bench_config import BenchConfig, Run, chain_requests, runs_of
+from .bench_config import ROBUST, BenchConfig, Run, chain_requests, runs_of
 from .errors import BenchInterrupted, OutputError, TrainingStopped, UsageError, param, signal_code
 from .io import atomic_path
 from .stack import slug
@@ -78,8 +78,12 @@ def _train_request(run: Run, cfg: BenchConfig, out: Path, req, adapters: list[Pa
         return resolve_adapter(adapter).record, None
     trainee = load_base(cfg.base, cfg.device, mixed_precision=cfg.mixed_precision)
     precision = resolve_precision(cfg.mixed_precision, trainee.device)
-    tcfg = TrainConfig(method=run.method, steps=cfg.steps, seed=run.seed, weights=run.weights(), mixed_precision=precision,
-                       max_prompts=cfg.max_prompts, checkpoint_every=max(10, cfg.steps // 4))
+    tcfg = TrainConfig(method="duge" if run.method == ROBUST else run.method, steps=cfg.steps, seed=run.seed,
+                       weights=run.weights(), mixed_precision=precision, max_prompts=cfg.max_prompts,
+                       checkpoint_every=max(10, cfg.steps // 4))
+    if run.method == ROBUST:
+        from .adversarial import robust_preset
+        tcfg = robust_preset(tcfg)
     record = train_adapter(trainee, req, resolve_adapters(adapters), tcfg, adapter, resume=True, cache=out / "cache",
                            progress=lambda stage, d, t, info: say(stage, d, t))
     if run.method == "uce":            # closed form: theta_{k-1} is merged, merge adapter k the same way

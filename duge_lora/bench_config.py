@@ -21,7 +21,8 @@ DEPENDENT_SEQUENCE = ("oval", "circle", "orange", "red", "yellow", "kitty", "rob
 # that is not erased (oval, robo, orange and purple, solid) so that every axis keeps prompts without a target
 SCALE_SEQUENCE = DEFAULT_SEQUENCE + ("square", "green", "cross", "outlined", "diamond")
 SEQUENCES = {"default": DEFAULT_SEQUENCE, "dependent": DEPENDENT_SEQUENCE, "scale": SCALE_SEQUENCE}
-METHODS = ("duge", "naive", "esd", "ablate", "uce", "l2sp")
+METHODS = ("duge", "duge-robust", "naive", "esd", "ablate", "uce", "l2sp")
+ROBUST = "duge-robust"            # DUGE with the robust preset (adversarial.robust_preset): a bench method of its own
 REG_TERMS = ("drift", "overlap", "replay", "keep", "protect")
 # the ablation: DUGE without each of its three losses, and without each sub-term of L_reg (their weights set to 0)
 ABLATIONS: dict[str, tuple[str, ...]] = {"no-ca": ("ca_attn", "ca_eps"), "no-pp": ("pp", "pp_kv"), "no-reg": REG_TERMS,
@@ -43,7 +44,7 @@ class BenchConfig:
     methods: tuple[str, ...] = METHODS
     sequence: tuple[str, ...] = DEFAULT_SEQUENCE
     seeds: tuple[int, ...] = (0, 1, 2)
-    seeded: tuple[str, ...] = ("duge", "uce")      # methods run with every seed; the others (and the ablation) the first
+    seeded: tuple[str, ...] = ("duge", ROBUST, "uce")   # methods run with every seed; the others (and the ablation) the first
     ablation: tuple[str, ...] = DEFAULT_ABLATION   # DUGE variants, judged after the last request only
     steps: int = 100                                # training steps per request (train's default)
     max_prompts: int = 64                           # prompts per data set (anchor / preserve / replay)
@@ -112,8 +113,8 @@ def check_config(cfg: BenchConfig) -> None:
     from .train import METHODS as TRAINABLE
 
     for m in cfg.methods:
-        if m not in TRAINABLE:
-            raise DugeError(f"Unknown method {m!r} in {param('methods')}.", f"Choose from: {', '.join(TRAINABLE)}.",
+        if m not in TRAINABLE and m != ROBUST:
+            raise DugeError(f"Unknown method {m!r} in {param('methods')}.", f"Choose from: {', '.join(METHODS)}.",
                            option="methods")
     for v in cfg.ablation:
         if v not in ABLATIONS:
@@ -165,7 +166,7 @@ def runs_of(cfg: BenchConfig) -> list[Run]:
     about 40% of a chain's cost, so this keeps the full bench within its time budget."""
     runs = [Run(m, m, s, every_step=(s == cfg.seeds_of(m)[0])) for m in cfg.methods for s in cfg.seeds_of(m)]
     runs += [Run(f"duge-{v}", "duge", cfg.seeds[0], ABLATIONS[v], every_step=False, variant=True) for v in cfg.ablation]
-    cost = {"uce": 0, "naive": 1, "ablate": 1, "l2sp": 1, "esd": 2, "duge": 3}
+    cost = {"uce": 0, "naive": 1, "ablate": 1, "l2sp": 1, "esd": 2, "duge": 3, ROBUST: 5}
     return sorted(runs, key=lambda r: (-cost.get(r.method, 1) - r.every_step, r.key))
 
 

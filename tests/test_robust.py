@@ -1,0 +1,91 @@
+"""train --robust (adversarial.py): adversarial rounds of the recovery attack during training; what they add to the
+data, the preset, resuming across rounds, and bad input. The inner attack's budget is lowered here for speed (its
+default is the bench's attack, 150 steps; docs/benchmarks.md measures that)."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from duge_lora import adversarial
+from duge_lora.adversarial import robust_preset, schedule
+from duge_lora.checkpoint import partial_dir
+from duge_lora.errors import DugeError, TrainingStopped
+from duge_lora.models import load_base
+from duge_lora.train import TrainConfig, prepare, train_adapter
+from duge_lora.worlds.toy import TOY
+from duge_lora_cli.main import main
+
+
+@pytest.fixture(autouse=True)
+def short_attack(monkeypatch):
+    monkeypatch.setattr(adversarial, "ATTACK_STEPS", 5)
+
+
+def test_schedule_spreads_the_rounds_and_skips_step_0():
+    assert schedule(100, 4) == [20, 40, 60, 80]
+    assert schedule(3, 4) == [1, 2] and schedule(1, 1) == [1]
+
+
+def test_a_round_adds_one_pair_per_target_prompt_with_the_learned_word(tmp_path):
+    base = load_base("toy", "cpu")
+    req = TOY.make_request("circle")
+    cfg = robust_preset(TrainConfig(steps=4, batch=2, max_prompts=8, checkpoint_every=0))
+    s = prepare(base, req, [], cfg, tmp_path / "cache")
+    pairs, rows = list(s.step.data.pairs), len(s.step.data.emb)
+    s.adversary.round(s, 1)
+    added = s.step.data.pairs[len(pairs):]
+    assert 0 < len(added) <= len(pairs)
+    assert all(a in {p[0] for p in pairs} for a, _, _ in added)          # paired with the request's anchors
+    assert [e for _, e, _ in added] == list(range(rows, rows + len(added)))
+    assert all(p.requires_grad for p in s.params)
+    prompts, _ = s.adversary._prompts(s.step.data)
+    assert all("<duge-attack-0>" in p and "circle" not in p and "disc" not in p for p in prompts)
+
+
+def test_robust_training_records_its_preset(tmp_path, capsys):
+    out = tmp_path / "a"
+    assert main(["train", "--concept", "circle", "--robust", "--steps", "3", "--batch", "2", "-o", str(out), "--json"]) == 0
+    r = json.loads((out / "duge.json").read_text())
+    assert r["hyperparameters"]["adversarial_rounds"] == adversarial.ROUNDS
+    assert r["lora"]["targets"] == ["k", "v", "out"] and r["loss_weights"]["pp"] == 5.0
+    assert any("to_out" in k for k in load_file(str(out / "pytorch_lora_weights.safetensors")))
+    # what the user gives wins over the preset
+    assert main(["train", "--concept", "circle", "--robust", "--steps", "2", "--batch", "2", "--targets", "k,v",
+                 "--weight", "pp=2", "-o", str(tmp_path / "b"), "--json"]) == 0
+    r = json.loads((tmp_path / "b" / "duge.json").read_text())
+    assert r["lora"]["targets"] == ["k", "v"] and r["loss_weights"]["pp"] == 2.0 and r["loss_weights"]["keep"] == 5.0
+
+
+def test_a_run_stopped_after_a_round_resumes_to_the_same_adapter(tmp_path):
+    cfg = robust_preset(TrainConfig(steps=6, batch=2, max_prompts=4, checkpoint_every=3))
+    req = TOY.make_request("star")
+    straight = tmp_path / "straight"
+    train_adapter(load_base("toy", "cpu"), req, [], cfg, straight, cache=tmp_path / "cache")
+
+    def interrupt(stage, step, total, info):
+        if stage == "train" and step == 4:
+            raise KeyboardInterrupt
+    out = tmp_path / "resumed"
+    with pytest.raises(TrainingStopped):
+        train_adapter(load_base("toy", "cpu"), req, [], cfg, out, cache=tmp_path / "cache", progress=interrupt)
+    kept = load_file(str(partial_dir(out) / "checkpoint.safetensors"))
+    assert "adv.states" in kept and kept["adv.pairs"].shape[1] == 3          # rounds 1 and 2 happened before it
+    train_adapter(load_base("toy", "cpu"), req, [], cfg, out, cache=tmp_path / "cache", resume=True)
+    a, b = (load_file(str(p / "pytorch_lora_weights.safetensors")) for p in (straight, out))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--method", "uce", "--robust"], "closed form"),
+    (["--robust", "--num-processes", "2", "--batch", "2"], "one process"),
+])
+def test_bad_robust_input(argv, says, tmp_path, capsys):
+    assert main(["train", "--concept", "circle", "--steps", "2", *argv, "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err and not (tmp_path / "x").exists()
+
+
+def test_rounds_out_of_range_are_refused():
+    with pytest.raises(DugeError, match="adversarial"):
+        TrainConfig(adversarial=21)
