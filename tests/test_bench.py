@@ -149,9 +149,10 @@ def test_bad_bench_options_are_one_sentence(args, words, tmp_path, capsys):
 def test_runs_and_quick_scenes():
     cfg = BenchConfig()
     keys = [r.key for r in runs_of(cfg)]
-    assert sorted(keys) == sorted([f"{m}/seed-{s}" for m in cfg.methods for s in (cfg.seeds if m in ("duge", "uce") else (0,))]
+    assert cfg.seeded == ("duge", "duge-robust", "uce")
+    assert sorted(keys) == sorted([f"{m}/seed-{s}" for m in cfg.methods for s in (cfg.seeds if m in cfg.seeded else (0,))]
                                   + [f"duge-{v}/seed-0" for v in cfg.ablation])
-    assert cfg.seeds == (0, 1, 2) and keys[0].startswith("duge/")      # longest chains first
+    assert cfg.seeds == (0, 1, 2) and keys[0].startswith("duge-robust/")      # longest chains first
     # the default ablation switches off every term that is on by default, one group at a time, and nothing else
     on = {t for t, w in DEFAULT_WEIGHTS.items() if w}
     assert set(cfg.ablation) == {v for v, terms in ABLATIONS.items() if on & set(terms)}

@@ -185,7 +185,8 @@ def test_a_full_disk_changes_nothing(fmt, workspace, tmp_path):
 def test_interruptions_sigterm_stops_the_bench_and_its_workers(tmp_path):
     """SIGTERM stops the bench (exit 143, one sentence, resumable) and every worker process with it."""
     out = tmp_path / "b"
-    proc = start(["bench", "--quick", "--methods", "uce,naive", "--ablation", "none", "--steps", "2", "-o", out],
+    proc = start(["bench", "--quick", "--methods", "uce,naive", "--ablation", "none", "--steps", "2", "--attack-steps", "0",
+                  "-o", out],
                  start_new_session=True)
     wait_for(out / "runs", proc, timeout=180)
     time.sleep(3)
@@ -281,7 +282,7 @@ def test_concurrency_two_processes_race_on_the_data_cache(tmp_path):
             for f in (cache / "data").iterdir():
                 f.write_bytes(b"not a safetensors file")
         procs = [subprocess.Popen([sys.executable, str(script), str(cache), str(barrier), str(i),
-                                   str(tmp_path / f"out{round_}{i}.safetensors")], env=ENV,
+                                   str(tmp_path / f"out{round_}{i}.safetensors")], env=ENV | {"OMP_NUM_THREADS": "1"},
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
         for p in procs:
             _, err = p.communicate(timeout=300)
