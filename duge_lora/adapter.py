@@ -15,6 +15,12 @@ from .validate import number
 
 TARGET_CHOICES = ("k", "v", "q", "out")
 _TARGET_MODULE = {"k": "attn2.to_k", "v": "attn2.to_v", "q": "attn2.to_q", "out": "attn2.to_out.0"}
+TEXT_MAPS = ("k", "v")           # the adapted maps that read the text states (K = W_k e, V = W_v e)
+
+
+def reads_text(module: str) -> bool:
+    """Whether an adapted module (by name) maps the text states: to_k / to_v, not to_q / to_out (image features)."""
+    return module.endswith(tuple(_TARGET_MODULE[t] for t in TEXT_MAPS))
 
 
 @dataclass(frozen=True)

@@ -127,10 +127,5 @@ class Adversary:
 
     def restore(self, data, tensors: dict[str, torch.Tensor]) -> None:
         """Put back the pairs of the rounds a checkpoint saw (their rows relative to the data's own)."""
-        if "adv.states" not in tensors:
-            return
-        first, base_first = len(data.emb), int(tensors["adv.pairs"][0, 1])
-        self._add(data, tensors["adv.states"], [])
-        shifted = [(int(a), first + int(e) - base_first, int(r)) for a, e, r in tensors["adv.pairs"].tolist()]
-        data.pairs = data.pairs + shifted
-        self.added = shifted
+        if "adv.states" in tensors:            # one state row per added pair, in order (as _add appended them)
+            self._add(data, tensors["adv.states"], [(a, r) for a, _, r in tensors["adv.pairs"].tolist()])

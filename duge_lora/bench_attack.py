@@ -72,8 +72,8 @@ def measure_ceiling(cfg, out: Path, seed: int, say=None) -> dict | None:
         return json.loads(path.read_text())
     t0 = time.time()
     base = load_base(cfg.base, cfg.device, mixed_precision=cfg.mixed_precision)
-    target = load_base(cfg.base, cfg.device, mixed_precision=cfg.mixed_precision)
-    rates, images = attack_targets(target, base, [r.concept for r in chain_requests(cfg.sequence)], cfg.attack_steps,
+    # one model is attacked and draws the images: an attack leaves its UNet and the words' embeddings as they were
+    rates, images = attack_targets(base, base, [r.concept for r in chain_requests(cfg.sequence)], cfg.attack_steps,
                                    seed, out / "cache", say)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path.with_suffix(".npy")) as tmp:

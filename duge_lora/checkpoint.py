@@ -50,7 +50,7 @@ def checkpoint_step(folder: Path) -> int | None:
 def load_checkpoint(folder: Path, params: list[torch.Tensor], opt, gen: torch.Generator, config_id: str,
                     extra: dict | None = None) -> int:
     """Restore what save_checkpoint wrote (refusing one made with other settings); returns its step. The `extra`
-    tensors it kept (keys with a dot prefix other than param/opt) are put in `extra` when it is given."""
+    tensors it kept (the robust option's, under `adv.`) are put in `extra` when it is given."""
     from safetensors.torch import load_file
 
     state = json.loads((folder / "state.json").read_text())

@@ -191,9 +191,9 @@ def wait_ranks(procs: list, tick=None, grace: float = 0.0) -> tuple[int, int]:
     t0 = time.time()
     while time.time() - t0 < grace and any(p.poll() is None for p in procs):
         time.sleep(0.1)
+    own = [p.poll() for p in procs]          # how each rank ended before any was stopped here
     _reap(procs)
-    codes = [p.poll() for p in procs]
-    failed = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
+    failed = [(r, c) for r, c in enumerate(own) if c not in (None, 0)]
     return next(((r, c) for r, c in failed if c != PEER_LOST), failed[0])
 
 

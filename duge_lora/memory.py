@@ -20,17 +20,6 @@ def release_freed_memory() -> None:
         pass
 
 
-def resident_mb() -> float | None:
-    """The process's resident memory now (VmRSS), or None where /proc is missing."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
-
-
 def reset_peak_memory(device: torch.device) -> None:
     """Start a new peak-memory window (CUDA's counter; on Linux the process's VmHWM via /proc/self/clear_refs,
     after release_freed_memory, so the window starts from what the process holds)."""

@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from .adapter import factors
+from .adapter import factors, reads_text
 from .hooks import AttentionCapture
 from .losses import KeepStates, Objective, Predictions, StepOutputs, reduce_terms, regression_target, terms_of, total
 from .trainset import TrainData, sample_batch
@@ -48,7 +48,7 @@ def keep_states(unet, names: list[str], states: torch.Tensor | None) -> KeepStat
     modules, norms = dict(unet.named_modules()), []
     for name in names:
         w = getattr(modules[name], "base_layer", modules[name]).weight
-        if w.shape[1] != states.shape[1]:          # to_q / to_out read image features, not the text states
+        if not reads_text(name):                   # to_q / to_out read image features, not the text states
             norms.append(None)
             continue
         norms.append((states.to(w.device, w.dtype) @ w.T).float().pow(2).sum().clamp_min(1e-12))

@@ -126,6 +126,10 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
 
     progress = progress or (lambda *a: None)
     unet, objective = base.pipe.unet, OBJECTIVES[cfg.method]
+    adversary = None
+    if cfg.adversarial:                          # refused on a real base before any data is made
+        from .adversarial import Adversary
+        adversary = Adversary(base, req, cfg, cache)
     base_fp, earlier = previous_model(base, parents, cfg.lora)
     sets = base.world.prompt_sets(req, earlier, cfg.seed)
     with (ranks or Ranks()).main_first():        # rank 0 makes and caches the data; the others then read it
@@ -151,10 +155,6 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
                 cfg.loss_weights(), cfg.batch, cfg.lora.scaling, lambda: _autocast(cfg.mixed_precision, base.device),
                 [earlier_a[n] for n in names], keep_states(unet, names, data.keep), keep_states(unet, names, data.keep_near),
                 keep_states(unet, names, data.protect))
-    adversary = None
-    if cfg.adversarial:
-        from .adversarial import Adversary
-        adversary = Adversary(base, req, cfg, cache)
     return Session(step, params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0),
                    torch.Generator().manual_seed(cfg.seed), base_fp, adversary)
 

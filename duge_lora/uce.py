@@ -28,7 +28,7 @@ def uce_factors(base, req, earlier: list, lora, seed: int = 0, lam: float = 1.0)
     """The UCE edit of every adapted map of the base's UNet as it is now (theta_{k-1}) that reads the text states
     (to_k, to_v), as LoRA factors of the `lora` shape: (module -> (A, B), info). to_q and to_out read the image
     features, which UCE does not edit: they are left out. Used by the UCE baseline and as DUGE's starting point."""
-    from .adapter import target_names
+    from .adapter import reads_text, target_names
     from .merge import low_rank, relative_error
     from .trainset import encode_prompts
 
@@ -41,7 +41,7 @@ def uce_factors(base, req, earlier: list, lora, seed: int = 0, lam: float = 1.0)
     for name in target_names(unet, lora):
         layer = getattr(modules[name], "base_layer", modules[name])
         w = layer.weight.float()
-        if w.shape[1] != c.shape[1]:                  # to_q / to_out: not a map of the text states
+        if not reads_text(name):                      # to_q / to_out: not a map of the text states
             continue
         a_k, b_k, dropped, total = low_rank(uce_delta(w, c.to(w.device), a.to(w.device), p.to(w.device), lam),
                                             lora.rank, lora.scaling)
