@@ -130,10 +130,12 @@ def _run_with_progress(cfg: BenchConfig, output: Path, workers: int, quiet: bool
             run = msg["run"]
             if run not in tasks:
                 tasks[run] = bar.add_task(run, total=1 if run == "base" else n, info="")
+            if run == "base":                 # judged first; the attack's ceiling after the chains
+                info = {"done": "done", "judged": "judged (the attack's ceiling comes last)"}.get(
+                    msg["stage"], f"{msg['stage']} {msg['done']}/{msg['total']}")
+                bar.update(tasks[run], completed=1, info=info)
+                return
             if msg["stage"] == "done":
-                if run == "base":
-                    bar.update(tasks[run], completed=1, info="judged")
-                    return
                 finished.add((run, msg["step"]))
                 bar.update(tasks[run], completed=sum(1 for r, _ in finished if r == run),
                            info=f"request {msg['step']}/{n} done")

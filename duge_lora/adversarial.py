@@ -11,7 +11,9 @@ Why the preset also adapts `to_out` and weighs preservation 5x (measured, docs/b
 an adapter of to_k/to_v alone keeps every key and value reachable (a full-rank map after a low-rank update), so
 the attack finds another word that draws the concept (recovered 100% with or without rounds); with to_out
 adapted, the rounds lower recovery, and the preservation weights buy back most of what that costs the
-other concepts.
+other concepts. The key/value terms cannot see to_out (it reads image features), so keep_attn (losses.py) holds the
+preserve and replay prompts' cross-attention outputs where theta_{k-1} put them: at weight 1 it kept recovery
+(25.9% against 22.2%) and lifted CRA from 88.6% to 98.1% on one request; at 2 and 5 recovery rose to 56% and 83%.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from .errors import DugeError, param
 
 ROUNDS = 4                                     # adversarial rounds per request (at 20/40/60/80% of the steps)
 TARGETS = ("k", "v", "out")                    # the preset's adapted maps
-WEIGHTS = {"pp": 5.0, "replay": 5.0, "keep": 5.0}
+WEIGHTS = {"pp": 5.0, "replay": 5.0, "keep": 5.0, "keep_attn": 1.0}
 ATTACK_STEPS = 150                             # the inner attack's budget: the bench's attack
 TOKENS = 2
 

@@ -4,7 +4,8 @@
 The launcher (workers.run_all) starts N ranks with torch's launcher environment (distributed.start_ranks); each
 rank (accelerate's PartialState) reads the bench's settings from DIR/bench.json and goes down the longest-first
 list of runs, claiming the next unclaimed one (an exclusive create of DIR/.progress/claims/RUN), as a pool's idle
-worker would, and runs its chain (bench.run_chain, one torch thread share each). Chains are independent and seeded, so the results do not depend on N. Progress
+worker would, and runs its chain (bench.run_chain, one torch thread share each). The attack's ceiling on the base
+(one job per seed, read only by the report) comes after every chain, so it fills a rank that finished early. Chains are independent and seeded, so the results do not depend on N. Progress
 goes to DIR/.progress/rank-R.jsonl, which the launcher reads for its progress bars; a failure's one sentence to
 DIR/.progress/rank-R.error.
 """
@@ -26,11 +27,13 @@ def error_file(out: Path, rank: int) -> Path:
 
 
 def claim(out: Path, run) -> bool:
-    """True for the one rank that claims `run` first (an exclusive create: atomic on a local file system)."""
+    """True for the one rank that claims `run` first (an exclusive create: atomic on a local file system); `run` is
+    a chain (bench_config.Run) or the key of another job (a seed's ceiling)."""
     folder = out / PROGRESS / "claims"
     folder.mkdir(parents=True, exist_ok=True)
+    key = run if isinstance(run, str) else run.key
     try:
-        os.close(os.open(folder / run.key.replace("/", "~"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        os.close(os.open(folder / key.replace("/", "~"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         return True
     except FileExistsError:
         return False
@@ -39,7 +42,7 @@ def claim(out: Path, run) -> bool:
 def rank_main(out: Path) -> int:
     from accelerate import PartialState
 
-    from .bench import STATE_FILE, run_chain
+    from .bench import STATE_FILE, ceiling, run_chain
     from .bench_config import BenchConfig, runs_of
     from .errors import DugeError
 
@@ -57,6 +60,9 @@ def rank_main(out: Path) -> int:
             for run in runs_of(cfg):
                 if claim(out, run):
                     run_chain(run, cfg, out, threads, report)
+            for seed in cfg.used_seeds():         # the attack's ceiling last: it fills a rank that finished early
+                if claim(out, f"base/ceiling-{seed}"):
+                    ceiling(cfg, out, seed, report)
         except KeyboardInterrupt:
             return 130
         except DugeError as exc:

@@ -9,6 +9,7 @@ DUGE (Thakral et al., arXiv 2503.13769) in our adapter form, shared/design/metho
           + w_replay ||eps_theta_k(x_t, c_g) - sg eps_theta_{k-1}(x_t, c_g)||^2
           + w_keep sum_m ||Delta W_k E_keep^T||^2 / ||W E_keep^T||^2      (our addition, see kv_preservation)
           + w_protect, the same on the earlier targets' prompts with their synonyms (ours: keeps them erased)
+          + w_keep_attn sum_l ||O_l(x_t, c_g; theta_k) - sg O_l(x_t, c_g; theta_{k-1})||^2  (ours; 0 by default)
 Terms over samples are returned per sample, (B,); the caller reduces them (reduce_terms). A term is one entry of
 TERMS (its function and DUGE's default weight); a baseline is one entry of OBJECTIVES.
 """
@@ -109,6 +110,8 @@ class StepOutputs:
     keep: KeepStates | None = None   # every prompt to keep (preserve + replay + the world's other prompts)
     keep_near: KeepStates | None = None   # the preserve prompts alone (related concepts, anchor excluded)
     protect: KeepStates | None = None     # the earlier targets' prompts, synonyms too (kept as theta_{k-1} erased them)
+    attn_keep: list[Tensor] = field(default_factory=list)      # preserve + replay rows, per cross-attention layer
+    attn_keep_ref: list[Tensor] = field(default_factory=list)  # (only computed when keep_attn weighs > 0)
 
 
 def _pp(o: StepOutputs, w: dict) -> Tensor | None:
@@ -145,6 +148,13 @@ def _esd(o: StepOutputs, w: dict) -> Tensor:
     return mse_per_sample(p.seg(p.eps, "anchor"), p.uncond_ref - eta * (p.target_ref - p.uncond_ref))
 
 
+def _keep_attn(o: StepOutputs, w: dict) -> Tensor | None:
+    """L_reg keep_attn (ours; the robust option): the preserve and replay rows' cross-attention outputs stay where
+    theta_{k-1} put them, the same per-layer MSE as L_ca with the prompt unchanged. The key/value terms cannot see
+    a to_out or to_q adapter (it reads image features, not the text states); this term does, layer by layer."""
+    return attention_loss(o.attn_keep, o.attn_keep_ref) if o.attn_keep else None
+
+
 def _kv(keep: KeepStates | None, o: StepOutputs) -> Tensor | None:
     return None if keep is None else kv_preservation(o.factors, keep.states, keep.norms, o.scaling)
 
@@ -171,6 +181,7 @@ TERMS: dict[str, Term] = {
     "replay": Term(_replay, 1.0),
     "keep": Term(lambda o, w: _kv(o.keep, o), 1.0),
     "protect": Term(lambda o, w: _kv(o.protect, o), 1.0),
+    "keep_attn": Term(_keep_attn, 0.0),
     "esd": Term(_esd, 0.0),
 }
 DEFAULT_WEIGHTS = {name: t.weight for name, t in TERMS.items() if name != "esd"}

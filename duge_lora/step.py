@@ -71,6 +71,7 @@ def _passes(s: Step, xt, t, e_train, e_ref, seg):
     Inputs go in the UNet's dtype (an fp16/bf16 base: as diffusers' training scripts cast them to weight_dtype),
     outputs come back in float32, so every loss is computed in float32."""
     anchor = seg.get("anchor", slice(0, 0))
+    rest = slice(anchor.stop, None) if s.weights.get("keep_attn") else slice(0, 0)   # preserve + replay rows
     dtype = s.unet.dtype
     xt = xt.to(dtype)
     emb = lambda rows: s.data.emb[rows].to(s.device, dtype)  # noqa: E731
@@ -79,15 +80,22 @@ def _passes(s: Step, xt, t, e_train, e_ref, seg):
             s.unet.disable_adapters()
             s.capture.enabled = True
             eps_ref = s.unet(xt, t, encoder_hidden_states=emb(e_ref)).sample.float()
-            attn_ref = [a.float() for a in s.capture.take(anchor)]
+            attn_ref, keep_ref = _take(s.capture, anchor, rest)
             s.capture.enabled = False
             extra = _extra_refs(s, xt, t, seg, e_train)
             s.unet.enable_adapters()
             s.capture.enabled = True
         eps = s.unet(xt, t, encoder_hidden_states=emb(e_train)).sample.float()
-        attn = [a.float() for a in s.capture.take(anchor)]
+        attn, keep = _take(s.capture, anchor, rest)
         s.capture.enabled = False
-    return eps, eps_ref, attn, attn_ref, extra
+    return eps, eps_ref, (attn, attn_ref), (keep, keep_ref), extra
+
+
+def _take(capture, anchor: slice, rest: slice) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The captured attention outputs of the anchor rows and of the rows after them (empty when rest is empty)."""
+    out = capture.take(slice(None))
+    keep = [o[rest].float() for o in out] if rest != slice(0, 0) else []
+    return [o[anchor].float() for o in out], [k for k in keep if len(k)]
 
 
 def training_step(s: Step, gen: torch.Generator, shard: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, dict[str, float]]:
@@ -106,11 +114,12 @@ def training_step(s: Step, gen: torch.Generator, shard: tuple[int, int] = (0, 1)
         e_train, e_ref = [e_train[i] for i in rows], [e_ref[i] for i in rows]
     x0, noise, t = x0.to(s.device), noise.to(s.device), t.to(s.device)
     xt = s.scheduler.add_noise(x0, noise, t)
-    eps, eps_ref, attn, attn_ref, extra = _passes(s, xt, t, e_train, e_ref, seg)
+    eps, eps_ref, (attn, attn_ref), (keep, keep_ref), extra = _passes(s, xt, t, e_train, e_ref, seg)
     fac = factors(s.unet, NEW)
     target = regression_target(s.scheduler, x0, noise, t)
     out = StepOutputs(Predictions(eps, eps_ref, target, seg, extra.get("uncond"), extra.get("target")),
                       attn=attn, attn_ref=attn_ref, factors=[fac[n] for n in sorted(fac)], scaling=s.scaling,
-                      prev_a=s.prev_a, keep=s.keep, keep_near=s.keep_near, protect=s.protect)
+                      prev_a=s.prev_a, keep=s.keep, keep_near=s.keep_near, protect=s.protect,
+                      attn_keep=keep, attn_keep_ref=keep_ref)
     terms = reduce_terms(terms_of(out, s.weights))
     return total(terms, s.weights), {k: float(v.detach()) for k, v in terms.items()}
