@@ -77,7 +77,7 @@ def train(
     steps: Annotated[int, typer.Option("--steps", min=1)] = T.steps,
     lr: Annotated[float, typer.Option("--lr")] = T.lr,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Rows per data set (anchor, preserve, replay) per step.")] = T.batch,
-    weight: Annotated[Optional[list[str]], typer.Option("--weight", help=f"Loss weight, NAME=VALUE ({', '.join(DEFAULT_WEIGHTS)}; {' and '.join(k for k, v in DEFAULT_WEIGHTS.items() if not v)} are 0 by default).")] = None,
+    weight: Annotated[Optional[list[str]], typer.Option("--weight", help=f"Loss weight, NAME=VALUE ({', '.join(DEFAULT_WEIGHTS)}; {', '.join(k for k, v in DEFAULT_WEIGHTS.items() if not v)} are 0 by default; also esd, esd_eta, pp_dreambooth=1, uce_lambda).")] = None,
     seed: SeedOpt = T.seed,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Adapter folder to write (default: erase-<concept>, or inside --stack).")] = None,
     kind: KindOpt = None,

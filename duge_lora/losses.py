@@ -185,6 +185,9 @@ TERMS: dict[str, Term] = {
     "esd": Term(_esd, 0.0),
 }
 DEFAULT_WEIGHTS = {name: t.weight for name, t in TERMS.items() if name != "esd"}
+# what `--weight NAME=VALUE` accepts: every term, and the parameters some terms and methods read (ESD's eta, the
+# DreamBooth form of L_pp as 0/1, UCE's lambda in uce.py)
+WEIGHT_NAMES = (*TERMS, "esd_eta", "pp_dreambooth", "uce_lambda")
 
 
 @dataclass(frozen=True)

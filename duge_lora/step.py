@@ -59,7 +59,8 @@ def _extra_refs(s: Step, xt, t, seg: dict, e_train: list[int]) -> dict:
     """Frozen predictions on the anchor rows under the target prompt and/or the empty prompt (ESD needs both)."""
     rows = seg["anchor"]
     out = {}
-    for kind in s.objective.extra_refs:
+    kinds = s.objective.extra_refs or (("target", "uncond") if s.weights.get("esd") else ())   # esd added to a method
+    for kind in kinds:
         emb = s.data.emb[e_train[rows]] if kind == "target" else s.data.uncond.expand(rows.stop - rows.start, -1, -1)
         out[kind] = s.unet(xt[rows], t[rows], encoder_hidden_states=emb.to(s.device, xt.dtype)).sample.float()
     return out

@@ -41,14 +41,14 @@ def loss_weights(weights: dict | None, known) -> None:
 
 def training(cfg) -> None:
     """A TrainConfig's numbers (its names are checked by TrainConfig itself)."""
-    from .losses import DEFAULT_WEIGHTS
+    from .losses import WEIGHT_NAMES
 
     number("steps", cfg.steps, low=1, high=MAX_STEPS, example="100")
     number("lr", cfg.lr, low=0, high=1, low_open=True, example="0.004")
     number("batch", cfg.batch, low=1, high=MAX_BATCH, example="8")
     number("seed", cfg.seed, low=0, high=2**63 - 1, example="0")
     number("checkpoint_every", cfg.checkpoint_every, low=0, example="50")
-    loss_weights(cfg.weights, list(DEFAULT_WEIGHTS) + ["uce_lambda"])
+    loss_weights(cfg.weights, WEIGHT_NAMES)
 
 
 def rank_fits(rank: int, dims: list[tuple[int, int]]) -> None:

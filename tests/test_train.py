@@ -272,3 +272,16 @@ def test_query_and_output_projections_can_be_adapted(method, tmp_path, cache):
     if method != "uce":
         assert all(torch.isfinite(torch.tensor(v)) for v in record.final_losses.values())
         assert any(float(v.abs().max()) > 0 for k, v in saved.items() if "to_q" in k and "lora_B" in k)
+
+
+@pytest.mark.parametrize("method, weight", [("esd", "esd_eta=2"), ("duge", "pp_dreambooth=1"), ("uce", "uce_lambda=0.5")])
+def test_documented_parameters_are_accepted_by_weight(tmp_path, capsys, monkeypatch, method, weight):
+    """method.md names --weight esd_eta=..., pp_dreambooth=1 and uce_lambda=...: each trains, and the record keeps it."""
+    monkeypatch.setenv("DUGE_LORA_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "a"
+    code = main(["train", "--concept", "circle", "--method", method, "--weight", weight, "--steps", "1", "--batch", "2",
+                 "-o", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    name, value = weight.split("=")
+    assert json.loads(captured.out)["loss_weights"][name] == float(value)
