@@ -8,8 +8,8 @@ prompts: every target prompt, the concept's word replaced by the learned one, is
 and erased by the same cross-attention losses as the concept's own words (method.md, "Robust erasure").
 
 Why the preset also adapts `to_out` and weighs preservation 5x (measured, docs/benchmarks.md "Concept recovery"):
-an adapter of to_k/to_v alone keeps every key and value reachable (a full-rank map after a low-rank update), so
-the attack finds another word that draws the concept (recovered 100% with or without rounds); with to_out
+with an adapter of to_k/to_v alone and DUGE's preservation terms, the attack finds another word that draws the
+concept (recovered 100% with or without rounds; method.md gives our reading of why); with to_out
 adapted, the rounds lower recovery, and the preservation weights buy back most of what that costs the
 other concepts. The key/value terms cannot see to_out (it reads image features), so keep_attn (losses.py) holds the
 preserve and replay prompts' cross-attention outputs where theta_{k-1} put them: at weight 1 it kept recovery

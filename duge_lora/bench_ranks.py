@@ -5,9 +5,9 @@ The launcher (workers.run_all) starts N ranks with torch's launcher environment 
 rank (accelerate's PartialState) reads the bench's settings from DIR/bench.json and goes down the longest-first
 list of runs, claiming the next unclaimed one (an exclusive create of DIR/.progress/claims/RUN), as a pool's idle
 worker would, and runs its chain (bench.run_chain, one torch thread share each). The attack's ceiling on the base
-(one job per seed, read only by the report) comes after every chain, so it fills a rank that finished early. Chains are independent and seeded, so the results do not depend on N. Progress
-goes to DIR/.progress/rank-R.jsonl, which the launcher reads for its progress bars; a failure's one sentence to
-DIR/.progress/rank-R.error.
+(one job per seed, read only by the report) comes after every chain, so it fills a rank that finished early.
+Chains are independent and seeded, so the results do not depend on N. Progress goes to DIR/.progress/rank-R.jsonl,
+which the launcher reads for its progress bars; a failure's one sentence to DIR/.progress/rank-R.error.
 """
 from __future__ import annotations
 
