@@ -26,12 +26,11 @@ def error_file(out: Path, rank: int) -> Path:
     return out / PROGRESS / f"rank-{rank}.error"
 
 
-def claim(out: Path, run) -> bool:
-    """True for the one rank that claims `run` first (an exclusive create: atomic on a local file system); `run` is
-    a chain (bench_config.Run) or the key of another job (a seed's ceiling)."""
+def claim(out: Path, key: str) -> bool:
+    """True for the one rank that claims the job `key` first (a chain's Run.key, or a seed's ceiling): an exclusive
+    create, atomic on a local file system."""
     folder = out / PROGRESS / "claims"
     folder.mkdir(parents=True, exist_ok=True)
-    key = run if isinstance(run, str) else run.key
     try:
         os.close(os.open(folder / key.replace("/", "~"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         return True
@@ -58,7 +57,7 @@ def rank_main(out: Path) -> int:
 
         try:
             for run in runs_of(cfg):
-                if claim(out, run):
+                if claim(out, run.key):
                     run_chain(run, cfg, out, threads, report)
             for seed in cfg.used_seeds():         # the attack's ceiling last: it fills a rank that finished early
                 if claim(out, f"base/ceiling-{seed}"):

@@ -162,9 +162,11 @@ def _kv(keep: KeepStates | None, o: StepOutputs) -> Tensor | None:
 @dataclass(frozen=True)
 class Term:
     """One loss term: a function of the step's outputs and the weights (per sample, or a scalar; None when it
-    does not apply to this step), and DUGE's default weight for it."""
+    does not apply to this step), DUGE's default weight for it, and the extra frozen passes on the anchor rows
+    ("target": under the trained prompt, "uncond": the empty prompt) it reads."""
     fn: Callable[[StepOutputs, dict], Tensor | None]
     weight: float
+    refs: tuple[str, ...] = ()
 
 
 # DUGE's terms, in the order they are summed. drift and overlap weigh 0 by default: in the 2026-11-29 bench they
@@ -182,7 +184,7 @@ TERMS: dict[str, Term] = {
     "keep": Term(lambda o, w: _kv(o.keep, o), 1.0),
     "protect": Term(lambda o, w: _kv(o.protect, o), 1.0),
     "keep_attn": Term(_keep_attn, 0.0),
-    "esd": Term(_esd, 0.0),
+    "esd": Term(_esd, 0.0, refs=("target", "uncond")),
 }
 DEFAULT_WEIGHTS = {name: t.weight for name, t in TERMS.items() if name != "esd"}
 # what `--weight NAME=VALUE` accepts: every term, and the parameters some terms and methods read (ESD's eta, the
@@ -193,11 +195,10 @@ WEIGHT_NAMES = (*TERMS, "esd_eta", "pp_dreambooth", "uce_lambda")
 @dataclass(frozen=True)
 class Objective:
     """A training method: its weights (the terms it uses, and parameters such as esd_eta), the data segments the
-    step must compute, the extra frozen passes on anchor rows ("target", "uncond") it reads, and where adapter k
+    step must compute, and where adapter k
     starts ("zero": B = 0, exactly theta_{k-1}; "uce": the closed-form UCE edit of theta_{k-1}, uce.py)."""
     weights: dict
     segments: tuple[str, ...] = ("anchor",)
-    extra_refs: tuple[str, ...] = ()
     init: str = "zero"
 
 
@@ -209,8 +210,13 @@ OBJECTIVES: dict[str, Objective] = {
     "naive": Objective(dict(_UNLEARN)),                                        # sequential LoRA fine-tuning
     "l2sp": Objective(_UNLEARN | {"drift": 1e-2}),                             # + L2-SP (Li et al. 2018)
     "ablate": Objective({"ca_eps": 1.0}),                                      # Concept Ablation (Kumari et al. 2023, eq. 3)
-    "esd": Objective({"esd": 1.0, "esd_eta": 1.0}, extra_refs=("target", "uncond")),   # ESD-x (Gandikota et al. 2023)
+    "esd": Objective({"esd": 1.0, "esd_eta": 1.0}),                          # ESD-x (Gandikota et al. 2023)
 }
+
+
+def extra_refs(weights: dict[str, float]) -> tuple[str, ...]:
+    """The extra frozen passes the weighted terms read (ESD's, on any method that weighs esd)."""
+    return tuple(dict.fromkeys(r for name, t in TERMS.items() if weights.get(name, 0) for r in t.refs))
 
 
 def terms_of(out: StepOutputs, weights: dict[str, float]) -> dict[str, Tensor]:

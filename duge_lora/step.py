@@ -12,7 +12,8 @@ import torch
 
 from .adapter import factors, reads_text
 from .hooks import AttentionCapture
-from .losses import KeepStates, Objective, Predictions, StepOutputs, reduce_terms, regression_target, terms_of, total
+from .losses import (KeepStates, Objective, Predictions, StepOutputs, extra_refs, reduce_terms, regression_target,
+                     terms_of, total)
 from .trainset import TrainData, sample_batch
 
 NEW = "duge_new"        # peft name of the adapter being trained
@@ -59,8 +60,7 @@ def _extra_refs(s: Step, xt, t, seg: dict, e_train: list[int]) -> dict:
     """Frozen predictions on the anchor rows under the target prompt and/or the empty prompt (ESD needs both)."""
     rows = seg["anchor"]
     out = {}
-    kinds = s.objective.extra_refs or (("target", "uncond") if s.weights.get("esd") else ())   # esd added to a method
-    for kind in kinds:
+    for kind in extra_refs(s.weights):
         emb = s.data.emb[e_train[rows]] if kind == "target" else s.data.uncond.expand(rows.stop - rows.start, -1, -1)
         out[kind] = s.unet(xt[rows], t[rows], encoder_hidden_states=emb.to(s.device, xt.dtype)).sample.float()
     return out
@@ -72,7 +72,7 @@ def _passes(s: Step, xt, t, e_train, e_ref, seg):
     Inputs go in the UNet's dtype (an fp16/bf16 base: as diffusers' training scripts cast them to weight_dtype),
     outputs come back in float32, so every loss is computed in float32."""
     anchor = seg.get("anchor", slice(0, 0))
-    rest = slice(anchor.stop, None) if s.weights.get("keep_attn") else slice(0, 0)   # preserve + replay rows
+    keep = bool(s.weights.get("keep_attn"))          # also the preserve + replay rows' outputs (L_reg keep_attn)
     dtype = s.unet.dtype
     xt = xt.to(dtype)
     emb = lambda rows: s.data.emb[rows].to(s.device, dtype)  # noqa: E731
@@ -81,22 +81,23 @@ def _passes(s: Step, xt, t, e_train, e_ref, seg):
             s.unet.disable_adapters()
             s.capture.enabled = True
             eps_ref = s.unet(xt, t, encoder_hidden_states=emb(e_ref)).sample.float()
-            attn_ref, keep_ref = _take(s.capture, anchor, rest)
+            attn_ref, keep_ref = _take(s.capture, anchor, keep)
             s.capture.enabled = False
             extra = _extra_refs(s, xt, t, seg, e_train)
             s.unet.enable_adapters()
             s.capture.enabled = True
         eps = s.unet(xt, t, encoder_hidden_states=emb(e_train)).sample.float()
-        attn, keep = _take(s.capture, anchor, rest)
+        attn, kept = _take(s.capture, anchor, keep)
         s.capture.enabled = False
-    return eps, eps_ref, (attn, attn_ref), (keep, keep_ref), extra
+    return eps, eps_ref, (attn, attn_ref), (kept, keep_ref), extra
 
 
-def _take(capture, anchor: slice, rest: slice) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """The captured attention outputs of the anchor rows and of the rows after them (empty when rest is empty)."""
+def _take(capture, anchor: slice, keep: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The captured attention outputs of the anchor rows, and with `keep` those of the rows after them (none when
+    the batch has no such rows)."""
     out = capture.take(slice(None))
-    keep = [o[rest].float() for o in out] if rest != slice(0, 0) else []
-    return [o[anchor].float() for o in out], [k for k in keep if len(k)]
+    rest = keep and out and anchor.stop < len(out[0])
+    return [o[anchor].float() for o in out], [o[anchor.stop:].float() for o in out] if rest else []
 
 
 def training_step(s: Step, gen: torch.Generator, shard: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, dict[str, float]]:
