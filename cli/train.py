@@ -89,7 +89,7 @@ def train(
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints (0: none).")] = T.checkpoint_every,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint (rerunning the same command does too; --overwrite starts over).")] = False,
     init: Annotated[Optional[str], typer.Option("--init", help="Where the adapter starts: zero (exactly the model before this request) or uce (the closed-form UCE edit, then trained; DUGE's default).")] = None,
-    robust: Annotated[bool, typer.Option("--robust", help=f"Resist a concept-recovery attack: {ROBUST_ROUNDS} adversarial rounds of textual inversion during training, to_out adapted too, preservation weighed 5x, keep_attn 1 (slower; toy model; docs/method.md).")] = False,
+    robust: Annotated[bool, typer.Option("--robust", help=f"Resist a concept-recovery attack: {ROBUST_ROUNDS} adversarial rounds of textual inversion during training, to_out adapted too, preservation weighed 5x, keep_attn 1 (slower; measured on the toy model only; docs/method.md).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Use an --anchor that an earlier adapter erased (its prompt no longer draws it).")] = False,
     num_processes: Annotated[int, typer.Option("--num-processes", help="Data-parallel processes (accelerate; gloo on a CPU, NCCL on GPUs): each computes its share of every step's batch.")] = 1,
     overwrite: OverwriteOpt = False,

@@ -22,7 +22,6 @@ from dataclasses import replace
 
 import torch
 
-from .errors import DugeError, param
 
 ROUNDS = 4                                     # adversarial rounds per request (at 20/40/60/80% of the steps)
 TARGETS = ("k", "v", "out")                    # the preset's adapted maps
@@ -52,9 +51,9 @@ class Adversary:
     new adapter switched off), the attack's placeholder words, and the adversarial pairs added so far."""
 
     def __init__(self, base, req, cfg, cache=None):
-        if base.world.name != "toy":
-            raise DugeError("The robust option's inner attack draws the concept's scenes from the toy world; a real "
-                            "base has no attack yet.", f"Leave {param('robust')} out on {base.name}.", option="robust")
+        from .attack_plan import request_plan
+
+        self.plan = request_plan(base, req)                 # the concept's prompts (scenes, or templates)
         self.base, self.req, self.cfg, self.cache = base, req, cfg, cache
         self.at = schedule(cfg.steps, cfg.adversarial)
         self.x0: torch.Tensor | None = None
@@ -66,13 +65,13 @@ class Adversary:
 
         unet.disable_adapters()                              # theta_{k-1}: the model before this request
         try:
-            return concept_latents(self.base, self.req.concept, self.cfg.seed, self.cache)
+            return concept_latents(self.base, self.plan, self.cfg.seed, self.cache)
         finally:
             unet.enable_adapters()
 
     def round(self, s, step: int) -> None:
         """Attack the model as trained so far; add the learned word's target prompts to the erased pairs."""
-        from .attack import AttackConfig, add_placeholders, learn_embeddings
+        from .attack import AttackConfig, add_placeholders, learn_embeddings, placeholder_words
         from .trainset import encode_prompts
 
         unet = s.step.unet
@@ -80,20 +79,14 @@ class Adversary:
         if self.x0 is None:
             self.x0 = self._latents(unet)
         ids = add_placeholders(self.base.pipe, TOKENS)
-        learn_embeddings(self.base, self.x0, self._scene_prompts(), ids,      # the attack itself (attack.attack_once)
+        word = " ".join(placeholder_words(TOKENS))
+        learn_embeddings(self.base, self.x0, self.plan.with_word(word), ids,  # the attack itself (attack.attack_once)
                          AttackConfig(steps=ATTACK_STEPS, tokens=TOKENS, seed=self.cfg.seed + step))
         prompts, pairs = self._prompts(s.step.data)
         for p in s.params:                                   # the attack froze the UNet; the adapter trains on
             p.requires_grad_(True)
         unet.train(was_training)
         self._add(s.step.data, encode_prompts(self.base, prompts), pairs)
-
-    def _scene_prompts(self) -> list[str]:
-        """The prompt of each of x0's images (every scene of the concept), its word replaced by the placeholders."""
-        from .attack import _toy_scenes, placeholder_words
-
-        axis, scenes = _toy_scenes(self.req.concept)
-        return [sc.prompt_with(axis, " ".join(placeholder_words(TOKENS))) for sc in scenes]
 
     def _prompts(self, data) -> tuple[list[str], list[tuple[int, int]]]:
         """Every target prompt of the request with its words replaced by the placeholders, and its pair's

@@ -99,6 +99,8 @@ def learn_embeddings(model, x0: torch.Tensor, prompts: list[str], ids: list[int]
     unet, te, tok = pipe.unet, pipe.text_encoder, pipe.tokenizer
     unet.requires_grad_(False)
     te.requires_grad_(False)
+    dtype = te.dtype
+    te.float()                      # trained in fp32 (an fp16 Adam step underflows), as diffusers' textual inversion
     emb = te.get_input_embeddings().weight
     emb.requires_grad_(True)
     keep = emb.detach().clone()
@@ -128,27 +130,16 @@ def learn_embeddings(model, x0: torch.Tensor, prompts: list[str], ids: list[int]
         if progress:
             progress(step + 1, cfg.steps)
     emb.requires_grad_(False)
+    te.to(dtype)
     return float(np.mean(losses[-10:]))
 
 
-def _toy_scenes(concept: str):
-    from .toy import world
-
-    axis = world.axis_of(concept)
-    return axis, [s for s in world.all_scenes() if getattr(s, world.SLOT[axis]) == concept]
-
-
-def _read_as(model, prompts: list[str], scenes, axis: str, n: int, seed: int) -> tuple[float, np.ndarray]:
-    """The share of n images per prompt that the toy judge reads as their scene's `axis` value, and the images
-    (P, n, H, W, 3)."""
-    from .evaluate import default_judge
+def read_as(model, prompts: list[str], plan, n: int, seed: int) -> tuple[float, np.ndarray]:
+    """The share of n images per prompt that the plan's reader reads as its concept, and the images (P, n, H, W, 3)."""
     from .generate import generate
-    from .toy.judge import correct
 
     images = generate(model, prompts, n, seed)
-    flat = images.reshape(-1, *images.shape[2:])
-    per_image = [s for s in scenes for _ in range(n)]
-    return float(correct(default_judge(), flat, per_image)[axis].mean()), images
+    return float(plan.read(images.reshape(-1, *images.shape[2:]), n).mean()), images
 
 
 @dataclass
@@ -156,60 +147,62 @@ class Outcome:
     """One attack on one model: the recovered share, the final loss, and the attacked prompts' images."""
     rate: float
     loss: float
-    images: np.ndarray          # (P, n, H, W, 3), one row per scene of the concept
+    images: np.ndarray          # (P, n, H, W, 3), one row per prompt of the concept
 
 
-def attack_once(model, concept: str, x0: torch.Tensor, cfg: AttackConfig, progress=None) -> Outcome:
+def attack_once(model, plan, x0: torch.Tensor, cfg: AttackConfig, progress=None) -> Outcome:
     """Add the placeholders to `model` (in place; a second call re-initialises them, so each attack starts afresh),
-    learn them on x0, and judge the attacked prompts. Toy world: every scene of the concept, its word replaced."""
-    axis, scenes = _toy_scenes(concept)
+    learn them on x0, and judge the attacked prompts: the plan's prompts (attack_plan.py), the learned word in
+    the concept's place."""
     word = " ".join(placeholder_words(cfg.tokens))
     ids = add_placeholders(model.pipe, cfg.tokens)
-    prompts = [s.prompt_with(axis, word) for s in scenes]
+    prompts = plan.with_word(word)
     loss = learn_embeddings(model, x0, prompts, ids, cfg, progress)
-    rate, images = _read_as(model, prompts, scenes, axis, cfg.images, cfg.seed + 1)
+    rate, images = read_as(model, prompts, plan, cfg.images, cfg.seed + 1)
     return Outcome(rate, loss, images)
 
 
-def concept_latents(base, concept: str, seed: int, cache=None) -> torch.Tensor:
-    """The base model's images of the concept (one latent per scene of it), cached like training data."""
+def concept_latents(base, plan, seed: int, cache=None) -> torch.Tensor:
+    """The base model's images of the concept (one latent per prompt of the plan), cached like training data."""
     from .adapter import fingerprint
     from .data import cached_latents
 
-    axis, scenes = _toy_scenes(concept)
-    return cached_latents(base, [s.prompt() for s in scenes], seed, fingerprint(base.pipe.unet), [], cache)[0]
+    return cached_latents(base, plan.prompts, seed, fingerprint(base.pipe.unet), [], cache)[0]
 
 
 CEILING_FLOOR = 0.5            # a ceiling below this: the base itself cannot be made to draw the concept
 
 
 def run_attack(base_ref: str, adapters: list[str], concept: str, cfg: AttackConfig, device: str = "cpu",
-               with_ceiling: bool = True, cache=None, progress=None) -> AttackResult:
-    """The attack on base + adapters (merged as compose sums them), and its ceiling on the base alone."""
-    from .compose import apply_items, load_items
+               with_ceiling: bool = True, cache=None, progress=None, judge=None, kind: str | None = None) -> AttackResult:
+    """The attack on base + adapters (merged as compose sums them), and its ceiling on the base alone. On a real
+    base `judge` (judges.load_judge) reads the images, and the concept's prompts are those of the adapter that
+    erased it (else of a new request of `kind`; attack_plan.py)."""
+    from .adapter import fingerprint
+    from .attack_plan import plan_for
+    from .compose import apply_items, check_items, load_items
     from .models import load_base
+    from .records import requests_of
 
     t0 = time.time()
     progress = progress or (lambda stage, d, t: None)
     items = load_items(adapters)
     base = load_base(base_ref, device)
-    if base.world.name != "toy":
-        raise DugeError(f"`attack` judges with the toy world's judge; {base_ref!r} is not the toy model.",
-                        f"Use {param('base')} toy (a real base's attack is not built yet).", option="base")
-    word = base.world.make_request(concept).concept
-    axis, scenes = _toy_scenes(word)
-    x0 = concept_latents(base, word, cfg.seed, cache)
+    if items:                       # adapters for another base: refused before the minutes of the ceiling
+        check_items(items, fingerprint(base.pipe.unet))
+    plan = plan_for(base, concept, requests_of([i.adapter for i in items]), judge, kind)
+    x0 = concept_latents(base, plan, cfg.seed, cache)
     ceiling = None
     if with_ceiling:
-        ceiling = attack_once(base, word, x0, cfg, lambda d, t: progress("attack base", d, t)).rate
+        ceiling = attack_once(base, plan, x0, cfg, lambda d, t: progress("attack base", d, t)).rate
         if ceiling < CEILING_FLOOR:
-            raise DugeError(f"The attack recovers {word!r} in only {100 * ceiling:.0f}% of the base model's own images, "
-                            "so the base cannot be made to draw it either and a recovery rate would mean nothing.",
+            raise DugeError(f"The attack recovers {plan.concept!r} in only {100 * ceiling:.0f}% of the base model's own "
+                            "images, so the base cannot be made to draw it either and a recovery rate would mean nothing.",
                             f"Raise {param('steps')}, or attack a concept the base draws.", option="concept")
     erased = load_base(base_ref, device)
     apply_items(erased, items)
-    plain = _read_as(erased, [s.prompt() for s in scenes], scenes, axis, cfg.images, cfg.seed + 1)[0]
-    got = attack_once(erased, word, x0, cfg, lambda d, t: progress("attack", d, t))
-    recovered, loss = got.rate, got.loss
-    return AttackResult(word, round(recovered, 4), None if ceiling is None else round(ceiling, 4), round(plain, 4),
-                        round(time.time() - t0, 1), cfg.steps, cfg.tokens, len(scenes) * cfg.images, round(loss, 6))
+    plain = read_as(erased, plan.prompts, plan, cfg.images, cfg.seed + 1)[0]
+    got = attack_once(erased, plan, x0, cfg, lambda d, t: progress("attack", d, t))
+    return AttackResult(plan.concept, round(got.rate, 4), None if ceiling is None else round(ceiling, 4),
+                        round(plain, 4), round(time.time() - t0, 1), cfg.steps, cfg.tokens,
+                        len(plan.prompts) * cfg.images, round(got.loss, 6))

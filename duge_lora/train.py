@@ -127,7 +127,7 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     progress = progress or (lambda *a: None)
     unet, objective = base.pipe.unet, OBJECTIVES[cfg.method]
     adversary = None
-    if cfg.adversarial:                          # refused on a real base before any data is made
+    if cfg.adversarial:                          # the inner attack (adversarial.py): the toy's scenes or the templates
         from .adversarial import Adversary
         adversary = Adversary(base, req, cfg, cache)
     base_fp, earlier = previous_model(base, parents, cfg.lora)

@@ -31,3 +31,61 @@ def test_bad_attack_input(extra, says, capsys):
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and says in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def tiny_judge(tmp_path_factory):
+    from tiny import TINY_WORDS, build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("clip"), TINY_WORDS)
+
+
+def test_attack_on_a_real_base_uses_the_adapters_templates_and_the_judge(tiny_sd, tiny_judge, tmp_path, capsys):
+    """A tiny random SD 1.x pipeline: the erased concept's prompts are its adapter's (a prompts file here), read
+    by the CLIP judge; without a judge, or with another kind than the adapter's, one sentence and exit 2."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a photo of {}\na drawing of {}\n{} in the style of a painting\n")
+    adapter = tmp_path / "a"
+    assert main(["train", "--base", tiny_sd, "--concept", "church", "--kind", "object", "--prompts", str(prompts),
+                 "--steps", "2", "--batch", "2", "-o", str(adapter), "--json"]) == 0
+    capsys.readouterr()
+    args = ["attack", "--base", tiny_sd, "--adapters", str(adapter), "--concept", "church", "--steps", "3", "-n", "2",
+            "--judge", tiny_judge, "--no-ceiling", "--json"]
+    assert main(args) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["images"] == 3 * 2 and r["steps"] == 3 and r["ceiling"] is None     # 3 templates x 2 images
+    assert 0.0 <= r["recovered"] <= 1.0 and 0.0 <= r["plain"] <= 1.0 and r["final_loss"] > 0
+    assert main(args) == 0 and json.loads(capsys.readouterr().out)["final_loss"] == r["final_loss"]   # seeded
+    no_judge = [a for a in args if a not in ("--judge", tiny_judge)]
+    for argv, says in ((no_judge, "--judge"), (args + ["--kind", "style"], "--kind")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err
+    # the adapter on another base (the toy model): refused before any attack runs
+    assert main(["attack", "--adapters", str(adapter), "--concept", "church", "--json"]) != 0
+    err = capsys.readouterr().err
+    assert "another base" in err and "Traceback" not in err
+
+
+def test_robust_training_runs_on_a_real_base(tiny_sd, tmp_path, monkeypatch, capsys):
+    """The inner attack of --robust prompts the request's templates on a real base (no judge needed to train): a
+    round adds one pair per target prompt, the concept's word replaced by the learned one."""
+    from duge_lora import adversarial
+    from duge_lora.adversarial import robust_preset
+    from duge_lora.models import load_base
+    from duge_lora.train import TrainConfig, prepare
+
+    monkeypatch.setattr(adversarial, "ATTACK_STEPS", 3)
+    base = load_base(tiny_sd, "cpu")
+    req = base.world.make_request("church", kind="object")
+    s = prepare(base, req, [], robust_preset(TrainConfig(steps=4, batch=2, max_prompts=8, checkpoint_every=0)),
+                tmp_path / "cache")
+    before = len(s.step.data.pairs)
+    s.adversary.round(s, 1)
+    prompts, _ = s.adversary._prompts(s.step.data)
+    assert len(prompts) > 0 and len(s.step.data.pairs) == before + len(prompts)
+    assert all("<duge-attack-0>" in p and "church" not in p for p in prompts)
+    out = tmp_path / "r"
+    assert main(["train", "--base", tiny_sd, "--concept", "church", "--kind", "object", "--robust", "--steps", "2",
+                 "--batch", "2", "-o", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["hyperparameters"]["adversarial_rounds"] == adversarial.ROUNDS

@@ -150,10 +150,11 @@ def test_fp16_base_trains_fp32_lora_and_merges_through_fp32(tiny_sd):
 
 def test_bench_on_a_real_base_with_a_judge(tiny_sd2, judges, tmp_path, capsys):
     """The bench's whole path on a v-prediction base, measured by the CLIP judge: per-step keys, erosion and FD
-    against the base, the report files."""
+    against the base, the attack and its ceiling, the report files."""
     out = tmp_path / "b"
     args = ["bench", "--quick", "--base", tiny_sd2, "--judge", judges["clip"], "--sequence", "garbage truck,church",
-            "--methods", "duge,uce", "--ablation", "none", "--steps", "2", "--workers", "1", "-o", str(out), "--json"]
+            "--methods", "duge,uce", "--ablation", "none", "--steps", "2", "--attack-steps", "3", "--workers", "1", "-o",
+            str(out), "--json"]
     assert main(args) == 0
     r = json.loads((out / "results.json").read_text())
     assert r["config"]["base"] == tiny_sd2 and r["config"]["judge"] == judges["clip"]
@@ -165,6 +166,11 @@ def test_bench_on_a_real_base_with_a_judge(tiny_sd2, judges, tmp_path, capsys):
                 assert s[key] is not None, (name, key)
         assert steps[0]["ua_prev"] is None and steps[1]["ua_prev"] == steps[1]["targets"][0]["ua"]
         assert steps[1]["non_target_images"] == steps[0]["non_target_images"] > 0
+        # the attack after the last request: each request's templates, read by the judge (attack_plan.py)
+        assert "recovered" not in steps[0] and set(steps[1]["recovered_targets"]) == {"garbage truck", "church"}
+        assert 0.0 <= steps[1]["recovered"] <= 1.0
+    assert set(r["base"]["ceiling_targets"]) == {"garbage truck", "church"} and r["base"]["attack_steps"] == 3
+    assert (out / "grids" / "attacked.png").exists()
     assert "related" in r["base"]["accuracy"] and (out / "grids" / "duge.png").exists() and (out / "index.html").exists()
     capsys.readouterr()
     # a real base needs a judge, and its own sequence
