@@ -89,3 +89,14 @@ def test_robust_training_runs_on_a_real_base(tiny_sd, tmp_path, monkeypatch, cap
     assert main(["train", "--base", tiny_sd, "--concept", "church", "--kind", "object", "--robust", "--steps", "2",
                  "--batch", "2", "-o", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["hyperparameters"]["adversarial_rounds"] == adversarial.ROUNDS
+
+
+def test_a_ceiling_under_the_floor_stops_the_attack(tiny_sd, tiny_judge, monkeypatch, capsys):
+    """A concept the base cannot be made to draw (its ceiling under CEILING_FLOOR; raised here so that any ceiling
+    is under it): one sentence and a non-zero exit."""
+    from duge_lora import attack
+
+    monkeypatch.setattr(attack, "CEILING_FLOOR", 1.01)
+    assert main(["attack", "--base", tiny_sd, "--concept", "church", "--judge", tiny_judge, "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be made to draw it either" in err and "Traceback" not in err
