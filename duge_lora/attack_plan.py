@@ -46,25 +46,21 @@ def toy_plan(concept: str) -> Plan:
 
 
 def generic_plan(world, request: Request, judge=None) -> Plan:
-    """The request's templates filled with the concept (or the word), read by `judge` as generic_eval reads UA
-    (without a judge the plan only prompts: the robust option's inner attack, adversarial.py)."""
+    """The request's templates filled with the concept (or the word), read by `judge` as train's anchor check reads
+    them (GenericWorld.reads_as_concept; without a judge the plan only prompts: the robust option's inner attack)."""
     import torch
 
-    fill = lambda t, w: " ".join(t.format(w).split()).strip(" ,")  # noqa: E731
+    from .worlds.generic import fill
+
     templates = world.templates_of(request)
-    concept = request.concept
     if judge is not None and judge.kind == "classifier":
-        judge.check_concepts([concept])
+        judge.check_concepts([request.concept])
 
     def read(flat: np.ndarray, n: int) -> np.ndarray:
-        x = torch.from_numpy(flat).permute(0, 3, 1, 2).float() / 255
-        if judge.kind == "classifier":
-            return np.array([judge.matches(label, concept) for label in judge.predict(x, [])], bool)
-        cands = world.judge_candidates(request)
-        return np.array([g == cands[concept] for g in judge.predict(x, list(cands.values()))], bool)
+        return world.reads_as_concept(judge, request, torch.from_numpy(flat).permute(0, 3, 1, 2).float() / 255)
 
-    return Plan(concept, [fill(t, concept) for t in templates], lambda w: [fill(t, w) for t in templates],
-                read if judge is not None else None)
+    return Plan(request.concept, [fill(t, request.concept) for t in templates],
+                lambda w: [fill(t, w) for t in templates], read if judge is not None else None)
 
 
 def request_for(world, concept: str, requests: list[Request], kind: str | None = None) -> Request:

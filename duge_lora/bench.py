@@ -124,7 +124,7 @@ def _step(run: Run, cfg: BenchConfig, out: Path, k: int, reqs: list, adapters: l
     if run.every_step or k == len(cfg.sequence):
         row |= _judge_step(measure, run, composed, reqs, base, folder, k, say)
     if wanted(cfg, run, k):                  # last: the attack changes the composed model's text encoder
-        row |= attack_step(cfg, out, run, composed, reqs, folder, k, say)
+        row |= attack_step(cfg, out, run, composed, reqs, folder, k, say, measure.judge)
     return row
 
 

@@ -26,16 +26,17 @@ def wanted(cfg, run, k: int) -> bool:
     return bool(cfg.attack_steps) and not run.variant and (cfg.attack_every_step or k == len(cfg.sequence))
 
 
-def plans(cfg, base, reqs: list) -> list:
+def plans(cfg, base, reqs: list, judge=None) -> list:
     """What the attack prompts and how it judges, per request (attack_plan.py): the toy's scenes, or on a real base
-    the request's templates read by the bench's judge."""
+    the request's templates read by the bench's judge (`judge` when the caller has it loaded, else loaded here)."""
     from .attack_plan import generic_plan, toy_plan
 
     if cfg.is_toy:
         return [toy_plan(r.concept) for r in reqs]
-    from .judges import load_judge
+    if judge is None:
+        from .judges import load_judge
 
-    judge = load_judge(cfg.judge, cfg.device)
+        judge = load_judge(cfg.judge, cfg.device)
     return [generic_plan(base.world, r, judge) for r in reqs]
 
 
@@ -55,13 +56,14 @@ def attack_targets(model, base, plans: list, steps: int, seed: int, cache: Path,
     return rates, np.stack(firsts)
 
 
-def attack_step(cfg, out: Path, run, composed, reqs: list, folder: Path, k: int, say) -> dict:
-    """Attack every target of requests 1..k on the composed stack; the row's `recovered` figures."""
+def attack_step(cfg, out: Path, run, composed, reqs: list, folder: Path, k: int, say, judge=None) -> dict:
+    """Attack every target of requests 1..k on the composed stack; the row's `recovered` figures (a real base's
+    images read by `judge`, the one the step was judged with)."""
     from .models import load_base
 
     t0 = time.time()
     base = load_base(cfg.base, cfg.device, mixed_precision=cfg.mixed_precision)
-    rates, images = attack_targets(composed, base, plans(cfg, base, reqs), cfg.attack_steps, run.seed,
+    rates, images = attack_targets(composed, base, plans(cfg, base, reqs, judge), cfg.attack_steps, run.seed,
                                    out / "cache", say)
     with atomic_path(folder / f"attack-{k:02d}.npy") as tmp:
         with open(tmp, "wb") as f:

@@ -19,6 +19,7 @@ N_PROBE_OTHER = 3
 
 class ToyMeasure:
     """The toy world's judge on its scenes."""
+    judge = None                         # no loaded judge model: the world's own reads the images
 
     def __init__(self, cfg: BenchConfig):
         self.cfg = cfg

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import BadInput, DugeError, NoJudge, UsageError, param
 from ..records import Request
 from . import IMAGES_PER_PROMPT, PromptSets, request_start
@@ -27,6 +29,11 @@ KEEP = REPLAY + ("a photo of a man", "a living room", "a bird on a branch", "a g
                  "a painting of flowers", "a cartoon of a dog", "a child playing", "an airplane in the sky", "a book")
 SAMPLER = {"guidance_scale": 7.5, "num_inference_steps": 50}      # diffusers' StableDiffusionPipeline defaults
 MANY_PIECES = 3                 # tokens per word above which a concept is probably not a word the base knows
+
+
+def fill(template: str, word: str) -> str:
+    """A template with `word` in its {} (an empty word leaves no double space or dangling comma)."""
+    return " ".join(template.format(word).split()).strip(" ,")
 
 
 def read_prompts(path: str | Path) -> tuple[str, ...]:
@@ -112,7 +119,6 @@ class GenericWorld:
         """Each template filled with the concept (and synonyms), paired with the same template filled with the
         anchor (the empty anchor: the template without the concept, as Concept Ablation's empty anchor)."""
         templates = self.templates_of(req)
-        fill = lambda t, w: " ".join(t.format(w).split()).strip(" ,")  # noqa: E731
         target, anchor = [], []
         for t in templates:
             for word in (req.concept, *req.synonyms):
@@ -139,13 +145,18 @@ class GenericWorld:
 
         if self.judge is None or not len(latents):
             return None
+        if self.judge.kind == "classifier" and not self.judge.has_concept(req.concept):
+            return None
         images = torch.from_numpy(decode(base, latents[:n])).permute(0, 3, 1, 2).float() / 255
-        if self.judge.kind == "classifier":
-            if not self.judge.has_concept(req.concept):
-                return None
-            return sum(self.judge.matches(lab, req.concept) for lab in self.judge.predict(images, [])) / len(images)
+        return float(self.reads_as_concept(self.judge, req, images).mean())
+
+    def reads_as_concept(self, judge, req: Request, images) -> np.ndarray:
+        """(N,) True where `judge` reads an image (N, 3, H, W) in [0, 1] as the request's concept: a CLIP judge
+        among the request's candidates (judge_candidates), a classifier by its top-1 class."""
+        if judge.kind == "classifier":
+            return np.array([judge.matches(label, req.concept) for label in judge.predict(images, [])], bool)
         cands = self.judge_candidates(req)
-        return sum(g == cands[req.concept] for g in self.judge.predict(images, list(cands.values()))) / len(images)
+        return np.array([g == cands[req.concept] for g in judge.predict(images, list(cands.values()))], bool)
 
     def check_prompts(self, prompts: list[str]) -> None:
         """Any words: a real base's tokenizer reads them."""
