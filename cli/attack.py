@@ -43,7 +43,7 @@ def attack_command(
     then draw the concept's prompts with the learned word: the share read as the concept is `recovered`; the
     same attack on the base is the `ceiling` (Pham et al. 2023). On the toy model: every scene of the concept, read
     by its judge. On a real base: the concept's templates (those of the adapter that erased it, else its kind's),
-    read by --judge as `eval` reads UA."""
+    read by --judge (CLIP: among the concept, its anchor and its preserve set; a classifier: its top-1 class)."""
     cfg = AttackConfig(steps=steps, tokens=tokens, lr=lr, images=images, seed=seed)
     j = load_judge(judge, device) if judge is not None else None
     with progress_bar("attack", quiet=json_) as bar:

@@ -7,7 +7,9 @@ show the concept. On the toy model these are the concept's scenes, `prompt_with`
 as `eval` reads them. On a real base they are the request's templates (its kind's, or the `prompts` file it was
 trained with; generic.py) and the judge `eval` takes: a CLIP judge reads an image as the concept when the concept's
 phrase scores highest among the request's candidates (the concept, its anchor, its preserve set), a classifier
-when its top-1 label is the concept's class. So `recovered` means the same as 1 - UA on the plain prompts.
+when its top-1 label is the concept's class (GenericWorld.reads_as_concept, as train's anchor check). So
+`recovered` is measured as `plain` is, on the plain prompts; eval's CLIP UA also counts the stack's other targets
+among the candidates.
 """
 from __future__ import annotations
 
