@@ -1,4 +1,5 @@
-"""LoRA adapters on the UNet's cross-attention, live in a model: their shape, peft attachment, factors, fingerprint.
+"""LoRA adapters on the UNet's cross-attention (and, for the robust preset, the feed-forward output of the same
+transformer blocks), live in a model: their shape, peft attachment, factors, fingerprint.
 
 Delta_W = (alpha / r) B A (Hu et al. 2022, eq. 3); B starts at zero so a new adapter is exact identity at step 0.
 Files are read and written by formats.py; the adapter record and references by records.py.
@@ -13,8 +14,9 @@ import torch
 from .errors import DugeError, param
 from .validate import number
 
-TARGET_CHOICES = ("k", "v", "q", "out")
-_TARGET_MODULE = {"k": "attn2.to_k", "v": "attn2.to_v", "q": "attn2.to_q", "out": "attn2.to_out.0"}
+TARGET_CHOICES = ("k", "v", "q", "out", "ff")
+# ff: the output projection of the feed-forward layer of each transformer block (the blocks that hold attn2)
+_TARGET_MODULE = {"k": "attn2.to_k", "v": "attn2.to_v", "q": "attn2.to_q", "out": "attn2.to_out.0", "ff": "ff.net.2"}
 TEXT_MAPS = ("k", "v")           # the adapted maps that read the text states (K = W_k e, V = W_v e)
 
 
@@ -25,8 +27,9 @@ def reads_text(module: str) -> bool:
 
 @dataclass(frozen=True)
 class LoraSpec:
-    """Shape of one adapter: rank, alpha (default: the rank, so scaling 1) and which cross-attention projections
-    it adapts. The one owner of these defaults."""
+    """Shape of one adapter: rank, alpha (default: the rank, so scaling 1) and which maps of the transformer
+    blocks it adapts (the cross-attention projections; ff: the feed-forward output). The one owner of these
+    defaults."""
     rank: int = 4
     alpha: float | None = None
     targets: tuple[str, ...] = ("k", "v")
@@ -60,9 +63,8 @@ class LoraSpec:
 
 
 def targets_of(modules) -> tuple[str, ...]:
-    """The target letters (k, v, q, out) of adapted module names, sorted: the inverse of LoraSpec.target_modules."""
-    inverse = {v.split("attn2.")[-1]: k for k, v in _TARGET_MODULE.items()}
-    return tuple(sorted({inverse.get(m.split("attn2.")[-1], "?") for m in modules}))
+    """The target letters (k, v, q, out, ff) of adapted module names, sorted: the inverse of LoraSpec.target_modules."""
+    return tuple(sorted({next((k for k, v in _TARGET_MODULE.items() if m.endswith(v)), "?") for m in modules}))
 
 
 def spec_of(factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> LoraSpec:
@@ -77,7 +79,7 @@ def target_names(unet, spec: LoraSpec) -> list[str]:
     return sorted(n for n, m in unet.named_modules() if n.endswith(suffixes) and isinstance(m, torch.nn.Linear))
 
 
-FINGERPRINT_SPEC = LoraSpec(targets=TARGET_CHOICES)
+FINGERPRINT_SPEC = LoraSpec(targets=("k", "v", "q", "out"))   # the base's identity: its cross-attention maps
 
 
 def fingerprint(unet, spec: LoraSpec = FINGERPRINT_SPEC) -> str:

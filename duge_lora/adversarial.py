@@ -7,13 +7,13 @@ on the model being trained, from theta_{k-1}'s images of the concept; the learne
 prompts: every target prompt, the concept's word replaced by the learned one, is paired with its anchor prompt
 and erased by the same cross-attention losses as the concept's own words (method.md, "Robust erasure").
 
-Why the preset also adapts `to_out` and weighs preservation 5x (measured, docs/benchmarks.md "Concept recovery"):
-with an adapter of to_k/to_v alone and DUGE's preservation terms, the attack finds another word that draws the
-concept (recovered 100% with or without rounds; method.md gives our reading of why); with to_out
-adapted, the rounds lower recovery, and the preservation weights buy back most of what that costs the
-other concepts. The key/value terms cannot see to_out (it reads image features), so keep_attn (losses.py) holds the
-preserve and replay prompts' cross-attention outputs where theta_{k-1} put them: at weight 1 it kept recovery
-(25.9% against 22.2%) and lifted CRA from 88.6% to 98.1% on one request; at 2 and 5 recovery rose to 56% and 83%.
+Why the preset also adapts `to_out` and the feed-forward output `ff` (measured, docs/benchmarks.md "What was tried
+for the defence"): with an adapter of to_k/to_v alone the attack finds another word that draws the concept
+(recovered 100% with or without rounds; method.md gives our reading of why). With to_out adapted the rounds lower
+recovery, but every weighting of it traded erosion for recovery along one line. The feed-forward output of the same
+transformer blocks moved that line: it gives the rounds room to erase beyond the attention output, and keep_attn
+(losses.py) at 15 then holds the preserve and replay prompts' cross-attention outputs where theta_{k-1} put them.
+The preservation terms pp, replay and keep weigh 5.
 """
 from __future__ import annotations
 
@@ -24,14 +24,14 @@ import torch
 
 
 ROUNDS = 4                                     # adversarial rounds per request (at 20/40/60/80% of the steps)
-TARGETS = ("k", "v", "out")                    # the preset's adapted maps
-WEIGHTS = {"pp": 5.0, "replay": 5.0, "keep": 5.0, "keep_attn": 1.0}
+TARGETS = ("k", "v", "out", "ff")             # the preset's adapted maps
+WEIGHTS = {"pp": 5.0, "replay": 5.0, "keep": 5.0, "keep_attn": 15.0}
 ATTACK_STEPS = 150                             # the inner attack's budget: the bench's attack
 TOKENS = 2
 
 
 def robust_preset(cfg, targets_given: bool = False, weights_given: dict | None = None):
-    """cfg with the robust preset: ROUNDS adversarial rounds, to_out adapted too (unless targets were given), the
+    """cfg with the robust preset: ROUNDS adversarial rounds, to_out and ff adapted too (unless targets were given), the
     preservation weights raised (a weight given by the user wins)."""
     from .adapter import LoraSpec
     from .losses import DEFAULT_WEIGHTS

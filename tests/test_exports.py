@@ -79,3 +79,27 @@ def test_single_file_generates_the_images_of_the_composed_pipeline(tmp_path):
     images = [p("a red circle", num_inference_steps=5, generator=torch.Generator().manual_seed(0), output_type="np").images
               for p in pipes]
     assert images[0].std() > 0 and abs(images[0] - images[1]).max() < 1e-5
+
+
+def test_an_adapter_on_the_feed_forward_output_loads_merges_and_exports_like_the_others(tmp_path):
+    """The robust preset also adapts ff.net.2 (adversarial.py): plain diffusers' load_lora_weights, compose's merge
+    and the kohya export read those factors too, each equal to the live adapter within 1e-5."""
+    import json
+
+    from safetensors.torch import load_file
+
+    ad = tmp_path / "ff"
+    assert main(["train", "--concept", "circle", "--targets", "k,v,out,ff", "--steps", "2", "--batch", "2",
+                 "-o", str(ad), "--json"]) == 0
+    assert json.loads((ad / "duge.json").read_text())["lora"]["targets"] == ["k", "v", "out", "ff"]
+    ff_keys = [k for k in load_file(str(ad / "pytorch_lora_weights.safetensors")) if ".ff.net.2.lora_B." in k]
+    assert len(ff_keys) == 7                      # one per transformer block of the toy UNet
+    live = load_base("toy", "cpu")
+    live_stack(live, [str(ad)])
+    ref, base = probe(live.pipe.unet), probe(load_base("toy", "cpu").pipe.unet)
+    assert float((ref - base).abs().max()) > 1e-5
+    for fmt, name in (("unet", "merged.safetensors"), ("kohya", "erase.safetensors")):
+        out = tmp_path / name
+        assert main(["compose", str(ad), "--format", fmt, "-o", str(out), "--no-verify", "--json"]) == 0
+        got = probe(composed_unet(out, fmt, str(ROOT / "duge_lora/toy/assets/pipeline"), "cpu"))
+        assert float((got - ref).abs().max()) < 1e-5, fmt

@@ -48,8 +48,10 @@ def test_robust_training_records_its_preset(tmp_path, capsys):
     assert main(["train", "--concept", "circle", "--robust", "--steps", "3", "--batch", "2", "-o", str(out), "--json"]) == 0
     r = json.loads((out / "duge.json").read_text())
     assert r["hyperparameters"]["adversarial_rounds"] == adversarial.ROUNDS
-    assert r["lora"]["targets"] == ["k", "v", "out"] and r["loss_weights"]["pp"] == 5.0
-    assert any("to_out" in k for k in load_file(str(out / "pytorch_lora_weights.safetensors")))
+    assert r["lora"]["targets"] == ["k", "v", "out", "ff"] and r["loss_weights"]["pp"] == 5.0
+    keys = list(load_file(str(out / "pytorch_lora_weights.safetensors")))
+    assert any("attn2.to_out" in k for k in keys) and any(".ff.net.2." in k for k in keys)
+    assert r["loss_weights"]["keep_attn"] == adversarial.WEIGHTS["keep_attn"] == 15.0
     # what the user gives wins over the preset
     assert main(["train", "--concept", "circle", "--robust", "--steps", "2", "--batch", "2", "--targets", "k,v",
                  "--weight", "pp=2", "-o", str(tmp_path / "b"), "--json"]) == 0
