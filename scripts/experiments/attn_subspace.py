@@ -7,8 +7,10 @@ eigenvalue of the other scenes' second moment, and what share of the concept's o
 ratio of the concept's energy to the others' along one direction (a generalised eigenvalue).
 
     HF_HUB_OFFLINE=1 python scripts/experiments/attn_subspace.py circle red striped mickey
+    MODULE=ff.net.2 HF_HUB_OFFLINE=1 python scripts/experiments/attn_subspace.py circle red striped mickey   # the feed-forward output's input
 
 Not a test and not a benchmark command: a measurement behind a paragraph of the docs."""
+import os
 import sys
 
 import numpy as np
@@ -28,7 +30,7 @@ latents = generate(base, prompts, 1, seed=0, output_type="latent")[:, 0]
 states = encode_prompts(base, prompts)
 caps: dict[str, list[torch.Tensor]] = {}
 hooks = [m.register_forward_pre_hook(lambda mod, inp, n=n: caps.setdefault(n, []).append(inp[0].detach()))
-         for n, m in unet.named_modules() if n.endswith("attn2.to_out.0")]
+         for n, m in unet.named_modules() if n.endswith(os.environ.get("MODULE", "attn2.to_out.0"))]
 g = torch.Generator().manual_seed(0)
 with torch.no_grad():
     for t in (100, 300, 500, 700, 900):

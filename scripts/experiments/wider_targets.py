@@ -1,0 +1,48 @@
+"""The robust preset with the adapter reaching beyond cross-attention, as run for docs/benchmarks.md "The robust
+preset reaches the feed-forward output" before `ff` became a target of the library (adapter.py) and of the preset
+(adversarial.py). Adds `so` (self-attention's output, attn1.to_out.0) as a target, and `ff` where the library
+predates it; a bench of duge-robust alone through the library (one process, one thread).
+
+    HF_HUB_OFFLINE=1 python scripts/experiments/wider_targets.py OUT '{"targets": ["k","v","out","so"]}'
+    HF_HUB_OFFLINE=1 python scripts/experiments/wider_targets.py OUT '{"targets": ["k","v","out","ff"], "weights": {"keep_attn": 15}, "bench": {"sequence": "dependent", "seeds": [0]}}'
+
+Without "bench" it runs quick's chain. Not a test and not a benchmark command: a record of how those rows were made."""
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from duge_lora import adapter, adversarial
+from duge_lora.bench import prepare_dir, run_bench
+from duge_lora.bench_config import SEQUENCES, BenchConfig
+from duge_lora.bench_results import collect
+
+torch.set_num_threads(1)
+out, over = Path(sys.argv[1]), json.loads(sys.argv[2])
+EXTRA = {"ff": "ff.net.2", "so": "attn1.to_out.0"}
+adapter._TARGET_MODULE.update(EXTRA)
+adapter.TARGET_CHOICES = tuple(dict.fromkeys((*adapter.TARGET_CHOICES, *EXTRA)))
+
+
+def targets_of(modules) -> tuple[str, ...]:
+    return tuple(sorted({next((k for k, v in adapter._TARGET_MODULE.items() if m.endswith(v)), "?") for m in modules}))
+
+
+adapter.targets_of = targets_of
+adversarial.TARGETS = tuple(over["targets"])
+adversarial.WEIGHTS = {**adversarial.WEIGHTS, "keep_attn": 1.0, **over.get("weights", {})}
+b = over.get("bench", {})
+kw = {"methods": ("duge-robust",), "ablation": ()}
+if "sequence" in b:
+    kw["sequence"] = SEQUENCES[b["sequence"]]
+if "seeds" in b:
+    kw["seeds"] = tuple(b["seeds"])
+cfg = BenchConfig(**kw) if b else BenchConfig.quick(**kw)
+t0 = time.time()
+prepare_dir(out, cfg, False)
+run_bench(cfg, out, workers=1)
+print(json.dumps(over), f"{time.time() - t0:.0f}s")
+for st in collect(cfg, out)["methods"]["duge-robust"]["steps"]:
+    print(st.get("step"), {k: st.get(k) for k in ("mean_ua", "ira", "cra", "erosion", "recovered")})
