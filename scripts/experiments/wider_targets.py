@@ -1,7 +1,8 @@
 """The robust preset with the adapter reaching beyond cross-attention, as run for docs/benchmarks.md "The robust
 preset reaches the feed-forward output" before `ff` became a target of the library (adapter.py) and of the preset
-(adversarial.py). Adds `so` (self-attention's output, attn1.to_out.0) as a target, and `ff` where the library
-predates it; a bench of duge-robust alone through the library (one process, one thread).
+(adversarial.py). Adds `so` (self-attention's output, attn1.to_out.0) as a target (adapter.targets_of reads any
+suffix of adapter._TARGET_MODULE); a bench of duge-robust alone through the library (one process, one thread).
+Before `ff` was in the library this script added it the same way.
 
     HF_HUB_OFFLINE=1 python scripts/experiments/wider_targets.py OUT '{"targets": ["k","v","out","so"]}'
     HF_HUB_OFFLINE=1 python scripts/experiments/wider_targets.py OUT '{"targets": ["k","v","out","ff"], "weights": {"keep_attn": 15}, "bench": {"sequence": "dependent", "seeds": [0]}}'
@@ -21,16 +22,8 @@ from duge_lora.bench_results import collect
 
 torch.set_num_threads(1)
 out, over = Path(sys.argv[1]), json.loads(sys.argv[2])
-EXTRA = {"ff": "ff.net.2", "so": "attn1.to_out.0"}
-adapter._TARGET_MODULE.update(EXTRA)
-adapter.TARGET_CHOICES = tuple(dict.fromkeys((*adapter.TARGET_CHOICES, *EXTRA)))
-
-
-def targets_of(modules) -> tuple[str, ...]:
-    return tuple(sorted({next((k for k, v in adapter._TARGET_MODULE.items() if m.endswith(v)), "?") for m in modules}))
-
-
-adapter.targets_of = targets_of
+adapter._TARGET_MODULE["so"] = "attn1.to_out.0"
+adapter.TARGET_CHOICES = (*adapter.TARGET_CHOICES, "so")
 adversarial.TARGETS = tuple(over["targets"])
 adversarial.WEIGHTS = {**adversarial.WEIGHTS, "keep_attn": 1.0, **over.get("weights", {})}
 b = over.get("bench", {})
