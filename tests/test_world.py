@@ -74,12 +74,41 @@ def test_an_erased_anchor_is_never_the_default():
 
     oval = TOY.make_request("oval")
     circle = TOY.make_request("circle", earlier=[oval])
-    assert circle.anchor == "heart" and set(circle.preserve) == {"oval", "heart"}   # oval stays: kept as erased
+    assert circle.anchor == "heart" and circle.preserve == ("heart",)   # oval draws circles: erased with them
     assert circle.notes and "oval" in circle.notes[0] and "heart" in circle.notes[0]
+    assert "'oval' was erased onto 'circle'" in circle.notes[1]
     assert TOY.make_request("circle").anchor == "oval" and not TOY.make_request("circle").notes
     # a character's stand-ins are plain shapes, never another character
     kitty = TOY.make_request("kitty", earlier=[TOY.make_request("circle")])
     assert kitty.anchor == "oval"
+
+
+def test_earlier_targets_that_now_draw_the_concept_are_erased_with_it():
+    """oval erased onto circle, then circle: theta_{k-1} draws circles for "oval", so oval's scenes are erased with
+    circle's onto its anchor (heart), and no set holds them where they are. After heart, both follow it (the chain
+    of anchors is followed to its end); with circle erased onto oval, erasing heart moves nothing."""
+    from duge_lora.worlds import drawn_as
+    from duge_lora.worlds.generic import GenericWorld
+    from duge_lora.worlds.toy import TOY
+
+    oval = TOY.make_request("oval")
+    circle = TOY.make_request("circle", earlier=[oval])
+    sets = TOY.prompt_sets(circle, [oval])
+    pairs = dict(zip(sets.target, sets.anchor))
+    assert pairs["a red striped oval"] == "a red striped heart" and pairs["a red striped circle"] == "a red striped heart"
+    assert not [p for p in sets.preserve + sets.replay + sets.keep + sets.protect if "oval" in p.split()]
+    heart = TOY.make_request("heart", earlier=[oval, circle])
+    assert [e.concept for e in drawn_as(heart, [oval, circle])] == ["oval", "circle"]
+    assert "a blue solid oval" in TOY.prompt_sets(heart, [oval, circle]).target
+    first = TOY.make_request("circle")
+    assert drawn_as(TOY.make_request("heart", earlier=[first]), [first]) == [] and not TOY.make_request("square", earlier=[first]).notes
+    g = GenericWorld()
+    snoopy = g.make_request("Snoopy", anchor="Garfield", kind="character")
+    garfield = g.make_request("Garfield", kind="character", preserve=["Snoopy", "Tom"], earlier=[snoopy])
+    assert garfield.preserve == ("Tom",) and "'Snoopy' was erased onto 'Garfield'" in garfield.notes[-1]
+    gsets = g.prompt_sets(garfield, [snoopy])
+    assert dict(zip(gsets.target, gsets.anchor))["a toy of Snoopy"] == f"a toy of {garfield.anchor}"
+    assert not [p for p in gsets.preserve + gsets.replay + gsets.keep + gsets.protect if "Snoopy" in p]
 
 
 def test_an_erased_anchor_given_by_hand_needs_force():

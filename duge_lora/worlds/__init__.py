@@ -57,6 +57,50 @@ class World(Protocol):
         """Generate, judge, and compute UA / UA_prev / IRA / CRA for targets (an evaluate.EvalReport)."""
 
 
+def norm(text: str) -> str:
+    """A concept's name as the worlds compare it: lower case, single spaces."""
+    return " ".join(text.lower().split())
+
+
+def _same(a: str, b: str) -> bool:
+    return norm(a) == norm(b)
+
+
+def drawn_as(req: Request, earlier: list[Request]) -> list[Request]:
+    """The earlier requests whose prompts theta_{k-1} draws as req's concept: each earlier target's anchor,
+    followed through the later requests that erased that anchor in turn (oval -> circle, then circle -> heart:
+    oval now draws hearts), ends at req.concept.
+
+    Erasing req must move them too, or the chain keeps a word that draws the concept: a dependent order (oval
+    erased onto circle, then circle) would otherwise hold "oval" drawing circles through L_pp, replay, keep and
+    protect, and a learned word finds it (docs/method.md, "Requests that depend on each other"). The worlds pair
+    their prompts with req's anchor, as the concept's own, and leave them out of the sets that keep them."""
+    out = []
+    for i, e in enumerate(earlier):
+        end = e.anchor
+        for f in earlier[i + 1:]:
+            if end and _same(f.concept, end):
+                end = f.anchor
+        if end and _same(end, req.concept):
+            out.append(e)
+    return out
+
+
+def with_drawn_as(req: Request, earlier: list[Request]) -> Request:
+    """req with the earlier targets that now draw its concept (drawn_as) left out of its preserve set, and a note
+    that says they are erased with it."""
+    from dataclasses import replace
+
+    moved = drawn_as(req, list(earlier))
+    if not moved:
+        return req
+    names = ", ".join(repr(e.concept) for e in moved)
+    note = (f"{names} {'was' if len(moved) == 1 else 'were'} erased onto {req.concept!r} earlier and now "
+            f"{'draws' if len(moved) == 1 else 'draw'} it: erased with it, onto {req.anchor!r}")
+    gone = {norm(e.concept) for e in moved}
+    return replace(req, preserve=tuple(p for p in req.preserve if norm(p) not in gone), notes=(*req.notes, note))
+
+
 def request_start(concept: str, example: str, anchor, preserve, synonyms) -> tuple[str, tuple[str, ...]]:
     """What every world does first with a request: the concept with its spaces normalised (an empty one is a clear
     error, naming `example`), and which of anchor / preserve / synonyms are left to the world's defaults."""

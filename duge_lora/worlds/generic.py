@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import BadInput, DugeError, NoJudge, UsageError, param
 from ..records import Request
-from . import IMAGES_PER_PROMPT, PromptSets, request_start
+from . import IMAGES_PER_PROMPT, PromptSets, drawn_as, norm, request_start, with_drawn_as
 from .kinds import DEFAULT_ANCHOR, DEFAULT_PRESERVE, JUDGE_PHRASE, KINDS, TEMPLATES, guess_kind
 
 REPLAY = ("a photo of a dog", "a city street at night", "a bowl of fruit", "a mountain landscape",
@@ -96,8 +96,9 @@ class GenericWorld:
         if preserve is None:
             preserve = [p for p in DEFAULT_PRESERVE[kind] if p.lower() != concept.lower()]
         notes += self._token_warnings([concept, *(synonyms or ())])
-        return Request(concept, anchor, tuple(dict.fromkeys(preserve)), tuple(synonyms or ()), kind, defaults,
-                       tuple(notes), tuple(templates or ()))
+        req = Request(concept, anchor, tuple(dict.fromkeys(preserve)), tuple(synonyms or ()), kind, defaults,
+                      tuple(notes), tuple(templates or ()))
+        return with_drawn_as(req, earlier)
 
     def _token_warnings(self, words: list[str]) -> list[str]:
         """A concept the tokenizer splits into many pieces is probably unknown to the base (warn, do not refuse)."""
@@ -117,16 +118,22 @@ class GenericWorld:
 
     def prompt_sets(self, req: Request, earlier: list[Request], seed: int = 0) -> PromptSets:
         """Each template filled with the concept (and synonyms), paired with the same template filled with the
-        anchor (the empty anchor: the template without the concept, as Concept Ablation's empty anchor)."""
-        templates = self.templates_of(req)
+        anchor (the empty anchor: the template without the concept, as Concept Ablation's empty anchor). The earlier
+        targets that theta_{k-1} draws as this concept (worlds.drawn_as) are erased with it, onto the same anchor,
+        and are neither preserved, replayed nor protected."""
+        moved = drawn_as(req, earlier)
+        gone = {norm(e.concept) for e in moved}
+        stay = [e for e in earlier if norm(e.concept) not in gone]
         target, anchor = [], []
-        for t in templates:
-            for word in (req.concept, *req.synonyms):
-                target.append(fill(t, word))
-                anchor.append(fill(t, req.anchor))
-        preserve = [fill(t, p) for p in req.preserve for t in templates]
-        earlier_prompts = [fill(t, w) for e in earlier for t in self.templates_of(e) for w in (e.concept, *e.synonyms)]
-        replay = list(REPLAY) + [fill(t, e.concept) for e in earlier for t in self.templates_of(e)]
+        for e in (req, *moved):
+            for t in self.templates_of(e):
+                for word in (e.concept, *e.synonyms):
+                    target.append(fill(t, word))
+                    anchor.append(fill(t, req.anchor))
+        templates = self.templates_of(req)
+        preserve = [fill(t, p) for p in req.preserve if norm(p) not in gone for t in templates]
+        earlier_prompts = [fill(t, w) for e in stay for t in self.templates_of(e) for w in (e.concept, *e.synonyms)]
+        replay = list(REPLAY) + [fill(t, e.concept) for e in stay for t in self.templates_of(e)]
         keep = sorted(set(KEEP) | set(preserve))
         return PromptSets(target, anchor, preserve, replay, keep, sorted(set(earlier_prompts)))
 

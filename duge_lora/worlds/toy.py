@@ -13,7 +13,7 @@ import random
 from ..errors import DugeError, UnknownWords, UsageError, param
 from ..records import Request
 from ..toy import world
-from . import IMAGES_PER_PROMPT, PromptSets, request_start
+from . import IMAGES_PER_PROMPT, PromptSets, drawn_as, request_start, with_drawn_as
 
 # what to draw instead of an erased concept, by default: the nearest neighbour of the same axis, or for a
 # character the plain shape of its head.
@@ -130,24 +130,33 @@ class ToyWorld:
         if preserve is None:         # erased neighbours stay: preserving theta_{k-1} there keeps them erased
             preserve = [p for p in world.NEIGHBOURS[word] if p != anchor] + [anchor]
         synonyms = list(world.SYNONYMS.get(word, ())) if synonyms is None else synonyms
-        return Request(word, anchor, tuple(dict.fromkeys(preserve)), tuple(synonyms), world.axis_of(word), defaults, notes)
+        req = Request(word, anchor, tuple(dict.fromkeys(preserve)), tuple(synonyms), world.axis_of(word), defaults, notes)
+        return with_drawn_as(req, earlier)
 
     def prompt_sets(self, req: Request, earlier: list[Request], seed: int = 0) -> PromptSets:
-        """Every scene of the target, spelled with each synonym, paired with its anchor; preserve, replay, keep."""
+        """Every scene of the target, spelled with each synonym, paired with its anchor; preserve, replay, keep.
+        The earlier targets that theta_{k-1} draws as this concept (worlds.drawn_as) are erased with it, onto the
+        same anchor, and left out of every set that keeps prompts where they are."""
+        moved = drawn_as(req, earlier)
+        gone = {req.concept} | {e.concept for e in moved}
+        stay = [e for e in earlier if e.concept not in gone]
         target, anchor = [], []
-        for scene in _scenes_with(req.axis, req.concept):
-            for word in (req.concept, *req.synonyms):
-                target.append(scene.prompt_with(req.axis, word))
-                anchor.append(scene.prompt_with(req.axis, req.anchor))
-        preserve = [s.prompt() for p in req.preserve for s in _scenes_with(world.axis_of(p), world.canonical(p))]
+        for e in (req, *moved):                        # same axis: each anchor chain stays on its axis
+            for scene in _scenes_with(e.axis, e.concept):
+                for word in (e.concept, *e.synonyms):
+                    target.append(scene.prompt_with(e.axis, word))
+                    anchor.append(scene.prompt_with(e.axis, req.anchor))
+        preserve = [s.prompt() for p in req.preserve if world.canonical(p) not in gone
+                    for s in _scenes_with(world.axis_of(p), world.canonical(p))]
         banned = {req.concept, *(world.canonical(p) for p in req.preserve)} | {e.concept for e in earlier}
         generic = [s.prompt() for s in world.all_scenes() if not banned & {s.subject, s.color, s.style}]
         replay = random.Random(seed).sample(generic, min(N_REPLAY, len(generic)))
-        for e in earlier:     # the earlier targets stay erased; their scenes that show this target are not replayed
-            replay += [s.prompt() for s in _scenes_with(e.axis, e.concept) if getattr(s, world.SLOT[req.axis]) != req.concept]
-        keep = [s.prompt() for s in world.all_scenes() if getattr(s, world.SLOT[req.axis]) != req.concept]
-        protect = [s.prompt_with(e.axis, w) for e in earlier for s in _scenes_with(e.axis, e.concept)
-                   if getattr(s, world.SLOT[req.axis]) != req.concept for w in (e.concept, *e.synonyms)]
+        slot = world.SLOT[req.axis]
+        for e in stay:        # the earlier targets stay erased; their scenes that show this target are not replayed
+            replay += [s.prompt() for s in _scenes_with(e.axis, e.concept) if getattr(s, slot) not in gone]
+        keep = [s.prompt() for s in world.all_scenes() if getattr(s, slot) not in gone]
+        protect = [s.prompt_with(e.axis, w) for e in stay for s in _scenes_with(e.axis, e.concept)
+                   if getattr(s, slot) not in gone for w in (e.concept, *e.synonyms)]
         return PromptSets(target, anchor, sorted(set(preserve)), replay, keep, sorted(set(protect)))
 
     def anchor_check(self, base, req: Request, prompts: list[str], latents, n: int = 16) -> float | None:
