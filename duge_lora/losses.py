@@ -10,6 +10,8 @@ DUGE (Thakral et al., arXiv 2503.13769) in our adapter form, shared/design/metho
           + w_keep sum_m ||Delta W_k E_keep^T||^2 / ||W E_keep^T||^2      (our addition, see kv_preservation)
           + w_protect, the same on the earlier targets' prompts with their synonyms (ours: keeps them erased)
           + w_keep_attn sum_l ||O_l(x_t, c_g; theta_k) - sg O_l(x_t, c_g; theta_{k-1})||^2  (ours; 0 by default)
+          + w_keep_ff sum_l ||F_l(x_t, c_g; theta_k) - sg F_l(x_t, c_g; theta_{k-1})||^2  (the same on the
+            feed-forward blocks' outputs F_l; ours, 0 by default)
 Terms over samples are returned per sample, (B,); the caller reduces them (reduce_terms). A term is one entry of
 TERMS (its function and DUGE's default weight); a baseline is one entry of OBJECTIVES.
 """
@@ -112,6 +114,8 @@ class StepOutputs:
     protect: KeepStates | None = None     # the earlier targets' prompts, synonyms too (kept as theta_{k-1} erased them)
     attn_keep: list[Tensor] = field(default_factory=list)      # preserve + replay rows, per cross-attention layer
     attn_keep_ref: list[Tensor] = field(default_factory=list)  # (only computed when keep_attn weighs > 0)
+    ff_keep: list[Tensor] = field(default_factory=list)        # the same rows, per feed-forward block
+    ff_keep_ref: list[Tensor] = field(default_factory=list)    # (only computed when keep_ff weighs > 0)
 
 
 def _pp(o: StepOutputs, w: dict) -> Tensor | None:
@@ -155,6 +159,12 @@ def _keep_attn(o: StepOutputs, w: dict) -> Tensor | None:
     return attention_loss(o.attn_keep, o.attn_keep_ref) if o.attn_keep else None
 
 
+def _keep_ff(o: StepOutputs, w: dict) -> Tensor | None:
+    """L_reg keep_ff (ours; the robust option): _keep_attn's per-layer MSE on the feed-forward blocks' outputs, so
+    that an adapter of ff.net.2 leaves the preserve and replay prompts' features where theta_{k-1} put them."""
+    return attention_loss(o.ff_keep, o.ff_keep_ref) if o.ff_keep else None
+
+
 def _kv(keep: KeepStates | None, o: StepOutputs) -> Tensor | None:
     return None if keep is None else kv_preservation(o.factors, keep.states, keep.norms, o.scaling)
 
@@ -184,6 +194,7 @@ TERMS: dict[str, Term] = {
     "keep": Term(lambda o, w: _kv(o.keep, o), 1.0),
     "protect": Term(lambda o, w: _kv(o.protect, o), 1.0),
     "keep_attn": Term(_keep_attn, 0.0),
+    "keep_ff": Term(_keep_ff, 0.0),
     "esd": Term(_esd, 0.0, refs=("target", "uncond")),
 }
 DEFAULT_WEIGHTS = {name: t.weight for name, t in TERMS.items() if name != "esd"}

@@ -35,6 +35,7 @@ class Step:
     keep: KeepStates | None = None
     keep_near: KeepStates | None = None
     protect: KeepStates | None = None
+    ff_capture: AttentionCapture | None = None   # the feed-forward blocks' outputs (only when keep_ff weighs > 0)
 
     @property
     def device(self) -> torch.device:
@@ -66,35 +67,45 @@ def _extra_refs(s: Step, xt, t, seg: dict, e_train: list[int]) -> dict:
     return out
 
 
+def _capturing(s: Step, on: bool) -> None:
+    for c in (s.capture, s.ff_capture):
+        if c is not None:
+            c.enabled = on
+
+
 def _passes(s: Step, xt, t, e_train, e_ref, seg):
-    """The frozen pass (adapter k off) and the trained pass; attention outputs of the anchor rows of each.
+    """The frozen pass (adapter k off) and the trained pass; attention outputs of the anchor rows of each, and with
+    keep_attn / keep_ff those of the preserve + replay rows (cross-attention / feed-forward outputs).
 
     Inputs go in the UNet's dtype (an fp16/bf16 base: as diffusers' training scripts cast them to weight_dtype),
     outputs come back in float32, so every loss is computed in float32."""
     anchor = seg.get("anchor", slice(0, 0))
     keep = bool(s.weights.get("keep_attn"))          # also the preserve + replay rows' outputs (L_reg keep_attn)
+    ff = s.ff_capture is not None and bool(s.weights.get("keep_ff"))
     dtype = s.unet.dtype
     xt = xt.to(dtype)
     emb = lambda rows: s.data.emb[rows].to(s.device, dtype)  # noqa: E731
     with s.autocast():
         with torch.no_grad():                                   # frozen theta_{k-1}: the new adapter off
             s.unet.disable_adapters()
-            s.capture.enabled = True
+            _capturing(s, True)
             eps_ref = s.unet(xt, t, encoder_hidden_states=emb(e_ref)).sample.float()
             attn_ref, keep_ref = _take(s.capture, anchor, keep)
-            s.capture.enabled = False
+            ff_ref = _take(s.ff_capture, anchor, ff)[1] if ff else []
+            _capturing(s, False)
             extra = _extra_refs(s, xt, t, seg, e_train)
             s.unet.enable_adapters()
-            s.capture.enabled = True
+            _capturing(s, True)
         eps = s.unet(xt, t, encoder_hidden_states=emb(e_train)).sample.float()
         attn, kept = _take(s.capture, anchor, keep)
-        s.capture.enabled = False
-    return eps, eps_ref, (attn, attn_ref), (kept, keep_ref), extra
+        ff_kept = _take(s.ff_capture, anchor, ff)[1] if ff else []
+        _capturing(s, False)
+    return eps, eps_ref, (attn, attn_ref), {"attn": (kept, keep_ref), "ff": (ff_kept, ff_ref)}, extra
 
 
 def _take(capture, anchor: slice, keep: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """The captured attention outputs of the anchor rows, and with `keep` those of the rows after them (none when
-    the batch has no such rows)."""
+    """The captured outputs of the anchor rows, and with `keep` those of the rows after them (none when the batch
+    has no such rows)."""
     out = capture.take(slice(None))
     rest = keep and out and anchor.stop < len(out[0])
     return [o[anchor].float() for o in out], [o[anchor.stop:].float() for o in out] if rest else []
@@ -116,12 +127,13 @@ def training_step(s: Step, gen: torch.Generator, shard: tuple[int, int] = (0, 1)
         e_train, e_ref = [e_train[i] for i in rows], [e_ref[i] for i in rows]
     x0, noise, t = x0.to(s.device), noise.to(s.device), t.to(s.device)
     xt = s.scheduler.add_noise(x0, noise, t)
-    eps, eps_ref, (attn, attn_ref), (keep, keep_ref), extra = _passes(s, xt, t, e_train, e_ref, seg)
+    eps, eps_ref, (attn, attn_ref), kept, extra = _passes(s, xt, t, e_train, e_ref, seg)
     fac = factors(s.unet, NEW)
     target = regression_target(s.scheduler, x0, noise, t)
     out = StepOutputs(Predictions(eps, eps_ref, target, seg, extra.get("uncond"), extra.get("target")),
                       attn=attn, attn_ref=attn_ref, factors=[fac[n] for n in sorted(fac)], scaling=s.scaling,
                       prev_a=s.prev_a, keep=s.keep, keep_near=s.keep_near, protect=s.protect,
-                      attn_keep=keep, attn_keep_ref=keep_ref)
+                      attn_keep=kept["attn"][0], attn_keep_ref=kept["attn"][1],
+                      ff_keep=kept["ff"][0], ff_keep_ref=kept["ff"][1])
     terms = reduce_terms(terms_of(out, s.weights))
     return total(terms, s.weights), {k: float(v.detach()) for k, v in terms.items()}

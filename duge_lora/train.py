@@ -154,7 +154,8 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     step = Step(unet, AttentionCapture(unet), data, DDPMScheduler.from_config(base.pipe.scheduler.config), objective,
                 cfg.loss_weights(), cfg.batch, cfg.lora.scaling, lambda: _autocast(cfg.mixed_precision, base.device),
                 [earlier_a[n] for n in names], keep_states(unet, names, data.keep), keep_states(unet, names, data.keep_near),
-                keep_states(unet, names, data.protect))
+                keep_states(unet, names, data.protect),
+                AttentionCapture(unet, "ff") if cfg.loss_weights().get("keep_ff") else None)
     return Session(step, params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0),
                    torch.Generator().manual_seed(cfg.seed), base_fp, adversary)
 
@@ -278,7 +279,9 @@ def train_adapter(base: Base, req: Request, parents: list[Adapter], cfg: TrainCo
     try:
         history = optimise(s, cfg, start, ckpt, config_id, progress, ranks)
     finally:
-        s.step.capture.close()
+        for c in (s.step.capture, s.step.ff_capture):
+            if c is not None:
+                c.close()
     record = make_record(base, req, parents, cfg, s.base_fp, history, time.time() - t0, s.step.data.info())
     record.seconds_per_step = round((time.time() - t_loop) / max(1, len(history)), 4)
     record.peak_mb = peak_memory_mb(base.device)

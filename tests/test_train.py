@@ -114,7 +114,7 @@ def test_interrupted_run_resumes_to_the_same_adapter(tmp_path, cache):
     assert not partial_dir(out).exists()
 
 
-@pytest.mark.parametrize("term", ["ca_attn", "ca_eps", "pp", "pp_kv", "replay", "drift", "keep", "protect", "keep_attn"])
+@pytest.mark.parametrize("term", ["ca_attn", "ca_eps", "pp", "pp_kv", "replay", "drift", "keep", "protect", "keep_attn", "keep_ff"])
 def test_each_loss_term_decreases_when_optimised(term, cache):
     """Start from a random (non-zero) adapter so every term is positive, then optimise that term alone (protect
     needs an earlier target: the shipped circle adapter)."""
