@@ -81,7 +81,7 @@ def _passes(s: Step, xt, t, e_train, e_ref, seg):
     outputs come back in float32, so every loss is computed in float32."""
     anchor = seg.get("anchor", slice(0, 0))
     keep = bool(s.weights.get("keep_attn"))          # also the preserve + replay rows' outputs (L_reg keep_attn)
-    ff = s.ff_capture is not None and bool(s.weights.get("keep_ff"))
+    ff = s.ff_capture is not None                    # made only when keep_ff weighs > 0 (train.prepare)
     dtype = s.unet.dtype
     xt = xt.to(dtype)
     emb = lambda rows: s.data.emb[rows].to(s.device, dtype)  # noqa: E731
