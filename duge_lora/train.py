@@ -151,11 +151,12 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     unet.train()
     names = sorted(factors(unet, NEW))
     earlier_a = {n: [p.weights[n][0].float() for p in parents] for n in names}
+    weights = cfg.loss_weights()
     step = Step(unet, AttentionCapture(unet), data, DDPMScheduler.from_config(base.pipe.scheduler.config), objective,
-                cfg.loss_weights(), cfg.batch, cfg.lora.scaling, lambda: _autocast(cfg.mixed_precision, base.device),
+                weights, cfg.batch, cfg.lora.scaling, lambda: _autocast(cfg.mixed_precision, base.device),
                 [earlier_a[n] for n in names], keep_states(unet, names, data.keep), keep_states(unet, names, data.keep_near),
                 keep_states(unet, names, data.protect),
-                AttentionCapture(unet, "ff") if cfg.loss_weights().get("keep_ff") else None)
+                AttentionCapture(unet, "ff") if weights.get("keep_ff") else None)
     return Session(step, params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0),
                    torch.Generator().manual_seed(cfg.seed), base_fp, adversary)
 

@@ -62,10 +62,6 @@ def norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _same(a: str, b: str) -> bool:
-    return norm(a) == norm(b)
-
-
 def drawn_as(req: Request, earlier: list[Request]) -> list[Request]:
     """The earlier requests whose prompts theta_{k-1} draws as req's concept: each earlier target's anchor,
     followed through the later requests that erased that anchor in turn (oval -> circle, then circle -> heart:
@@ -73,15 +69,15 @@ def drawn_as(req: Request, earlier: list[Request]) -> list[Request]:
 
     Erasing req must move them too, or the chain keeps a word that draws the concept: a dependent order (oval
     erased onto circle, then circle) would otherwise hold "oval" drawing circles through L_pp, replay, keep and
-    protect, and a learned word finds it (docs/method.md, "Requests that depend on each other"). The worlds pair
+    protect, and a learned word finds it (docs/method.md, "Earlier targets that now draw the concept"). The worlds pair
     their prompts with req's anchor, as the concept's own, and leave them out of the sets that keep them."""
     out = []
     for i, e in enumerate(earlier):
         end = e.anchor
         for f in earlier[i + 1:]:
-            if end and _same(f.concept, end):
+            if end and norm(f.concept) == norm(end):
                 end = f.anchor
-        if end and _same(end, req.concept):
+        if end and norm(end) == norm(req.concept):
             out.append(e)
     return out
 
@@ -110,7 +106,7 @@ def request_start(concept: str, example: str, anchor, preserve, synonyms) -> tup
     if not concept:
         raise DugeError("The concept to erase is empty.", f'Name it, for example {param("concept")} "{example}".',
                         option="concept")
-    same = lambda text: " ".join(text.lower().split()) == concept.lower()  # noqa: E731
+    same = lambda text: norm(text) == norm(concept)  # noqa: E731
     if anchor is not None and same(anchor):
         raise UsageError(f"The anchor {anchor!r} is the concept to erase itself, so nothing would be erased.",
                          f"Pass an {param('anchor')} that draws something else (a neighbour, or \"\" for the empty prompt).",
