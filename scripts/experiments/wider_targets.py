@@ -7,7 +7,8 @@ Before `ff` was in the library this script added it the same way.
     HF_HUB_OFFLINE=1 python scripts/experiments/wider_targets.py OUT '{"targets": ["k","v","out","so"]}'
     HF_HUB_OFFLINE=1 python scripts/experiments/wider_targets.py OUT '{"targets": ["k","v","out","ff"], "weights": {"keep_attn": 15}, "bench": {"sequence": "dependent", "seeds": [0]}}'
 
-Without "bench" it runs quick's chain. Not a test and not a benchmark command: a record of how those rows were made."""
+With "rounds": R the preset runs R adversarial rounds per request (0: none). Without "bench" it runs quick's
+chain. Not a test and not a benchmark command: a record of how those rows were made."""
 import json
 import sys
 import time
@@ -26,6 +27,7 @@ adapter._TARGET_MODULE["so"] = "attn1.to_out.0"
 adapter.TARGET_CHOICES = (*adapter.TARGET_CHOICES, "so")
 adversarial.TARGETS = tuple(over["targets"])
 adversarial.WEIGHTS = {**adversarial.WEIGHTS, "keep_attn": 1.0, **over.get("weights", {})}
+adversarial.ROUNDS = over.get("rounds", adversarial.ROUNDS)      # 0: the preset without its adversarial rounds
 b = over.get("bench", {})
 kw = {"methods": ("duge-robust",), "ablation": ()}
 if "sequence" in b:
