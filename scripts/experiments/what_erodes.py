@@ -26,29 +26,33 @@ from duge_lora.toy import world
 from duge_lora.toy.judge import predict
 
 IMAGES = 6
-SLOT = {"object": "subject", "color": "color", "style": "style"}
-NAMES = {"object": world.OBJECTS, "color": world.COLORS, "style": world.STYLES}
+AXES = ("object", "color", "style")                   # the axes counted per class (world.SLOT: the scene's field)
+NAMES = {"object": world.OBJECTS, "character": world.CHARACTERS, "color": world.COLORS, "style": world.STYLES}
 
 
-def per_class(model, reqs, scenes, seed: int) -> dict:
-    """(axis, class) -> the judge's hits on the non-target prompts' images of that class."""
-    s = sample_eval(model, IMAGES, 100 + seed, reqs, scenes)
-    canon = ~s.synonym
-    sc = [x for x, c in zip(s.scenes, canon) if c]
-    keep = non_target_mask(sc, np.zeros(len(sc), bool), [(r.axis, r.concept) for r in reqs])
+def sample(model, scenes, seed: int) -> dict[str, np.ndarray]:
+    """The judge's per-axis hits on IMAGES images of every scene's canonical prompt (the same seeds for every
+    model: image j of prompt i always has the same seed)."""
+    return sample_eval(model, IMAGES, 100 + seed, [], scenes).hits
+
+
+def per_class(hits: dict[str, np.ndarray], reqs, scenes) -> dict:
+    """(axis, class) -> the hits on the images of the prompts that show none of reqs' targets, by class."""
+    per_image = [s for s in scenes for _ in range(IMAGES)]
+    keep = non_target_mask(per_image, np.zeros(len(per_image), bool), [(r.axis, r.concept) for r in reqs])
     out = defaultdict(list)
     for i in np.where(keep)[0]:
-        for axis, slot in SLOT.items():
-            if axis == "object" and sc[i].kind != "object":
+        for axis in AXES:
+            if axis == "object" and per_image[i].kind != "object":
                 continue
-            out[(axis, getattr(sc[i], slot))].append(bool(s.hits[axis][canon][i]))
+            out[(axis, getattr(per_image[i], world.SLOT[axis]))].append(bool(hits[axis][i]))
     return out
 
 
-def drawn_as(model, concept: str, seed: int) -> dict:
+def read_as(model, concept: str, seed: int) -> dict:
     """What every world scene of `concept` is read as on its axis (2 images per scene)."""
     axis = world.axis_of(concept)
-    scenes = [s for s in world.all_scenes() if getattr(s, SLOT.get(axis, axis)) == concept]
+    scenes = [s for s in world.all_scenes() if getattr(s, world.SLOT[axis]) == concept]
     images = generate(model, [s.prompt() for s in scenes], 2, 100 + seed)
     pred = predict(default_judge(), images.reshape(-1, *images.shape[2:]))[axis]
     return {NAMES[axis][i]: n for i, n in Counter(pred.tolist()).most_common()}
@@ -68,18 +72,19 @@ def main() -> None:
     reqs, scenes = chain_requests(cfg.sequence), eval_scenes(cfg)
     folder = a.bench_dir / "runs" / a.method / f"seed-{a.seed}"
     adapters = sorted(str(p) for p in folder.iterdir() if p.is_dir() and not p.name.endswith(".partial"))
-    base = load_base("toy", "cpu")
+    base_hits = sample(load_base("toy", "cpu"), scenes, a.seed)             # the base once, for every step
     for k in [int(x) for x in a.steps.split(",")]:
         model = load_base("toy", "cpu")
         apply_to_base(model, adapters[:k])
-        before, after = per_class(base, reqs[:k], scenes, a.seed), per_class(model, reqs[:k], scenes, a.seed)
+        before = per_class(base_hits, reqs[:k], scenes)
+        after = per_class(sample(model, scenes, a.seed), reqs[:k], scenes)
         print(f"after request {k} ({reqs[k - 1].concept}):")
         for key in sorted(before):
             b, s = 100 * np.mean(before[key]), 100 * np.mean(after[key])
             if abs(b - s) >= 1:
                 print(f"  {key[0]:7s} {key[1]:9s} base {b:5.1f}  now {s:5.1f}  ({len(before[key])} images)")
         if a.concept:
-            print(f"  '{a.concept}' prompts drawn as: {drawn_as(model, a.concept, a.seed)}")
+            print(f"  '{a.concept}' prompts drawn as: {read_as(model, a.concept, a.seed)}")
 
 
 if __name__ == "__main__":
