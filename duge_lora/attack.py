@@ -164,10 +164,9 @@ def attack_once(model, plan, x0: torch.Tensor, cfg: AttackConfig, progress=None)
 
 def concept_latents(base, plan, seed: int, cache=None) -> torch.Tensor:
     """The base model's images of the concept (one latent per prompt of the plan), cached like training data."""
-    from .adapter import fingerprint
     from .data import cached_latents
 
-    return cached_latents(base, plan.prompts, seed, fingerprint(base.pipe.unet), [], cache)[0]
+    return cached_latents(base, plan.prompts, seed, base.fingerprint, [], cache)[0]
 
 
 CEILING_FLOOR = 0.5            # a ceiling below this: the base itself cannot be made to draw the concept
@@ -178,7 +177,6 @@ def run_attack(base_ref: str, adapters: list[str], concept: str, cfg: AttackConf
     """The attack on base + adapters (merged as compose sums them), and its ceiling on the base alone. On a real
     base `judge` (judges.load_judge) reads the images, and the concept's prompts are those of the adapter that
     erased it (else of a new request of `kind`; attack_plan.py)."""
-    from .adapter import fingerprint
     from .attack_plan import plan_for
     from .compose import apply_items, check_items, load_items
     from .models import load_base
@@ -189,7 +187,7 @@ def run_attack(base_ref: str, adapters: list[str], concept: str, cfg: AttackConf
     items = load_items(adapters)
     base = load_base(base_ref, device)
     if items:                       # adapters for another base: refused before the minutes of the ceiling
-        check_items(items, fingerprint(base.pipe.unet))
+        check_items(items, base.fingerprint)
     plan = plan_for(base, concept, requests_of([i.adapter for i in items]), judge, kind)
     x0 = concept_latents(base, plan, cfg.seed, cache)
     ceiling = None

@@ -259,12 +259,11 @@ def remove_adapter(model: str | Path, adapter: str | Path, output: str | Path, b
 @torch.no_grad()
 def apply_items(base, items: list[Item], base_fingerprint: str | None = None) -> Composition:
     """Merge items (in order) into a loaded base's UNet, in memory: the same checks and the same sum as `compose`;
-    adapters made for another base (than `base_fingerprint`, default: the UNet's own) are refused."""
-    from .adapter import fingerprint
+    adapters made for another base (than `base_fingerprint`, default: Base.fingerprint) are refused."""
 
     if not items:
         return Composition(manifest={})
-    fp = base_fingerprint or fingerprint(base.pipe.unet)
+    fp = base_fingerprint or base.fingerprint
     shapes = {n: tuple(m.weight.shape) for n, m in base.pipe.unet.named_modules() if isinstance(m, torch.nn.Linear)}
     comp = compose(items, "sum", "unet", device=base.device, base_fingerprint=fp, shapes=shapes)
     merge_deltas(dict(base.pipe.unet.named_modules()), comp.deltas)

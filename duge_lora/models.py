@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -31,6 +32,15 @@ class Base:
     @property
     def device(self) -> torch.device:
         return self.pipe.unet.device
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The base's identity that adapter records carry (adapter.fingerprint): read from the stored UNet file, so
+        that loading in bf16 (which rounds the weights) does not change it; from the loaded UNet where there is no
+        such file. Taken once, before anything is merged into the UNet."""
+        from .adapter import fingerprint, stored_fingerprint
+
+        return stored_fingerprint(self.source) or fingerprint(self.pipe.unet)
 
 
 def pick_device(device: str = "auto") -> torch.device:

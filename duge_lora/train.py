@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 
 from . import __version__, validate
-from .adapter import LoraSpec, attach, factors, fingerprint, target_names
+from .adapter import LoraSpec, attach, factors, target_names
 from .card import adapter_card
 from .checkpoint import has_checkpoint, load_checkpoint, partial_dir, save_checkpoint
 from .compose import Item, apply_items
@@ -113,7 +113,7 @@ def previous_model(base: Base, parents: list[Adapter], lora: LoraSpec) -> tuple[
 
     Returns the base fingerprint (taken before the merge) and the earlier requests, in order."""
     unet = base.pipe.unet
-    base_fp = fingerprint(unet)
+    base_fp = base.fingerprint
     check_lineage(parents, base_fp, target_names(unet, lora))
     apply_items(base, [Item(p) for p in parents], base_fp)
     return base_fp, requests_of(parents)

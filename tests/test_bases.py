@@ -1,5 +1,6 @@
 """--base accepts a local SD-architecture folder (built here) and refuses what it cannot load."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +32,23 @@ def test_unreachable_hub_id_is_a_clear_error():
 def test_folder_without_model_index_is_refused(tmp_path):
     with pytest.raises(BaseNotFound, match="model_index.json"):
         load_base(str(tmp_path), device="cpu")
+
+
+def test_the_base_fingerprint_does_not_depend_on_the_load_precision(tmp_path, capsys):
+    """bf16 rounds the weights, so hashing the loaded UNet gave a bf16 load another identity: `sample
+    --mixed-precision bf16` refused the shipped adapters, and compose refused adapters trained in bf16. The
+    identity is the stored UNet file's (adapter.stored_fingerprint)."""
+    import torch
+
+    from duge_lora import toy
+    from duge_lora.adapter import file_fingerprint, fingerprint
+    from duge_lora.formats import UNET_WEIGHTS
+
+    fp32, bf16 = load_base("toy", "cpu", mixed_precision="no"), load_base("toy", "cpu", mixed_precision="bf16")
+    assert bf16.pipe.unet.dtype == torch.bfloat16
+    assert fingerprint(bf16.pipe.unet) != fingerprint(fp32.pipe.unet)          # what the old identity did
+    assert bf16.fingerprint == fp32.fingerprint == fingerprint(fp32.pipe.unet) == file_fingerprint(toy.PIPELINE_DIR / UNET_WEIGHTS)
+    circle = str(Path(__file__).parent.parent / "adapters" / "toy" / "circle")
+    code = main(["sample", "a red circle", "-n", "1", "--steps", "2", "--adapters", circle, "--mixed-precision", "bf16",
+                 "-o", str(tmp_path / "g.png")])
+    assert code == 0 and (tmp_path / "g.png").exists(), capsys.readouterr().err

@@ -159,3 +159,31 @@ def test_a_stack_round_trips(hub, tmp_path, capsys):
     assert json.loads((tmp_path / "pulled" / "stack.json").read_text())["adapters"] == ["circle", "red"]
     assert main(["compose", str(tmp_path / "pulled"), "-o", str(tmp_path / "m.safetensors"), "--no-verify", "--json"]) == 0
     assert [a["concept"] for a in json.loads(capsys.readouterr().out.splitlines()[-1])["adapters"]] == ["circle", "red"]
+
+
+def test_a_hub_base_in_the_cache_has_the_stored_fingerprint(hub, monkeypatch):
+    """A base given as a Hub id takes its identity from the UNet file in the real cache layout (nothing is downloaded
+    for it), so an adapter trained on the folder applies to the same weights loaded by id, in bf16 too."""
+    from huggingface_hub import HfApi, snapshot_download
+
+    from duge_lora import toy
+    from duge_lora.adapter import file_fingerprint
+    from duge_lora.formats import UNET_WEIGHTS
+    from duge_lora.models import load_base
+
+    import os
+
+    api = HfApi(endpoint=os.environ["HF_ENDPOINT"], token=hub.token)
+    api.create_repo("tester/toy-base")
+    api.upload_folder(repo_id="tester/toy-base", folder_path=toy.PIPELINE_DIR)
+    snapshot_download("tester/toy-base", endpoint=os.environ["HF_ENDPOINT"], cache_dir=os.environ["HF_HUB_CACHE"])
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", os.environ["HF_HUB_CACHE"])   # diffusers reads the default cache
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    base = load_base("tester/toy-base", "cpu", mixed_precision="bf16")
+    assert base.source == "tester/toy-base" and constants.HF_HUB_CACHE in str(base.pipe.unet.config._name_or_path)
+    assert base.fingerprint == file_fingerprint(toy.PIPELINE_DIR / UNET_WEIGHTS)
+    from duge_lora.compose import Item, apply_items
+    from duge_lora.records import resolve_adapter
+
+    assert apply_items(base, [Item(resolve_adapter(CIRCLE))]).manifest["adapters"]
