@@ -4,7 +4,12 @@ What it measures (issue 15), through the library's own code paths (train_adapter
 - one request at the default settings (`duge-lora train`'s: 100 steps, data generation included): its seconds,
   the seconds per training step, and the peak GPU memory;
 - compose of 10 adapters into one merged UNet file (compose's `sum`, float32 merge, safetensors write);
-- inference: seconds per image of the merged model against the same 10 adapters stacked live in peft.
+- inference: seconds per image of the merged model against the same 10 adapters stacked live in peft;
+- the recovery attack's learning (issue 16: textual inversion, attack.learn_embeddings, at its default budget) on
+  the merged model: its seconds and peak memory (no rate: random weights leave nothing to recover);
+- one request with `duge-lora train --robust`'s preset (4 adversarial rounds of that attack, k/v/out/ff adapted) on
+  the same data as the first request (cached by then): its seconds and peak memory.
+The JSON is rewritten after each part ("complete": false until the end), so a run cut short keeps what it measured.
 
 The pipeline is built here with SD 1.5's shapes (UNet 860M parameters, CLIP ViT-L/14 text encoder, the SD VAE,
 512 px) and random weights: images are noise, timings and memory are those of the real architecture. The other
@@ -112,13 +117,59 @@ def seconds_per_image(base, prompts: list[str], steps: int, device: torch.device
     return round((time.time() - t0) / len(prompts), 4)
 
 
-def run(size_name: str, device: torch.device, precision: str, work: Path) -> dict:
+def request(base, size: dict, precision: str, work: Path, name: str, robust: bool = False) -> dict:
+    """One request ("a red car") at `duge-lora train`'s defaults, data generation included (a fresh cache), or with its
+    --robust preset on the same data (cached by then: its seconds are the training and the adversarial rounds)."""
+    from duge_lora import adversarial
+    from duge_lora.adversarial import robust_preset
+    from duge_lora.train import TrainConfig, train_adapter
+
+    req = base.world.make_request("a red car", kind="object")
+    cfg = TrainConfig(steps=size["steps"], max_prompts=size["max_prompts"], checkpoint_every=0, mixed_precision=precision)
+    cfg = robust_preset(cfg) if robust else cfg
+    if robust and size["steps"] <= 10:           # --dry-run: the inner attack's budget cut too, to keep it seconds
+        adversarial.ATTACK_STEPS = 2
+    sync(base.device)
+    t0 = time.time()
+    rec = train_adapter(base, req, [], cfg, work / name, cache=work / "cache")
+    sync(base.device)
+    return {"seconds": round(time.time() - t0, 2), "steps": cfg.steps, "seconds_per_step": rec.seconds_per_step,
+            "training_seconds": round(rec.seconds_per_step * cfg.steps, 2), "peak_mb": rec.peak_mb, "data": rec.data,
+            **({"adversarial_rounds": cfg.adversarial, "targets": list(cfg.lora.targets)} if robust else {})}
+
+
+def attack_cost(model, size: dict) -> dict:
+    """The recovery attack's learning part (attack.learn_embeddings, textual inversion) at the bench's default budget,
+    on `model`, from random latents (its cost does not depend on their values). Judging its images is generation,
+    timed under "inference"; the random weights leave nothing to recover, so no rate is measured."""
+    from duge_lora.attack import AttackConfig, add_placeholders, learn_embeddings, placeholder_words
+    from duge_lora.memory import peak_memory_mb, reset_peak_memory
+
+    cfg = AttackConfig() if size["steps"] > 10 else AttackConfig(steps=2, batch=2)
+    ids = add_placeholders(model.pipe, cfg.tokens)
+    word = " ".join(placeholder_words(cfg.tokens))
+    side = size["unet"]["sample_size"]
+    x0 = torch.randn(cfg.batch, 4, side, side, generator=torch.Generator().manual_seed(0))
+    prompts = [f"a photo of {word}", f"a drawing of {word}", f"a close up picture of {word}", f"{word} in a room"]
+    reset_peak_memory(model.device)
+    sync(model.device)
+    t0 = time.time()
+    loss = learn_embeddings(model, x0.to(model.device), prompts, ids, cfg)
+    sync(model.device)
+    seconds = time.time() - t0
+    return {"steps": cfg.steps, "batch": cfg.batch, "tokens": cfg.tokens, "seconds": round(seconds, 2),
+            "seconds_per_step": round(seconds / cfg.steps, 4), "final_loss": round(loss, 5),
+            "peak_mb": peak_memory_mb(model.device)}
+
+
+def run(size_name: str, device: torch.device, precision: str, work: Path, save=None) -> dict:
+    """Every measurement in turn; `save(out)` is called after each, so a run cut short keeps what it measured."""
     from duge_lora.compose import Item, apply_items, compose_adapters
     from duge_lora.models import load_base
     from duge_lora.records import resolve_adapter
-    from duge_lora.train import TrainConfig, train_adapter
     from duge_lora.verify import live_stack
 
+    save = save or (lambda out: None)
     size = SIZES[size_name]
     t0 = time.time()
     pipeline = build_pipeline(work, size)
@@ -126,15 +177,8 @@ def run(size_name: str, device: torch.device, precision: str, work: Path) -> dic
                  "build_seconds": round(time.time() - t0, 1)}
     base = load_base(str(pipeline), str(device), mixed_precision=precision)
     out["unet_parameters"] = sum(p.numel() for p in base.pipe.unet.parameters())
-    req = base.world.make_request("a red car", kind="object")
-    cfg = TrainConfig(steps=size["steps"], max_prompts=size["max_prompts"], checkpoint_every=0, mixed_precision=precision)
-    sync(device)
-    t0 = time.time()
-    rec = train_adapter(base, req, [], cfg, work / "a1", cache=work / "cache")   # a fresh cache: data made here
-    sync(device)
-    out["request"] = {"seconds": round(time.time() - t0, 2), "steps": cfg.steps, "seconds_per_step": rec.seconds_per_step,
-                      "training_seconds": round(rec.seconds_per_step * cfg.steps, 2), "peak_mb": rec.peak_mb,
-                      "data": rec.data}
+    out["request"] = request(base, size, precision, work, "a1")
+    save(out)
     adapters = [work / "a1"] + random_copies(work / "a1", N_ADAPTERS - 1, work)
     t0 = time.time()
     compose_adapters([str(a) for a in adapters], work / "merged.safetensors", str(pipeline), device=device, verify=False)
@@ -149,8 +193,13 @@ def run(size_name: str, device: torch.device, precision: str, work: Path) -> dic
     s = seconds_per_image(stacked, prompts, size["inference_steps"], device)
     out["inference"] = {"images": len(prompts), "steps": size["inference_steps"], "merged_seconds_per_image": m,
                         "stacked_seconds_per_image": s, "stacked_over_merged": round(s / m, 3) if m else None}
-    if device.type == "cuda":
-        out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    del stacked
+    save(out)
+    out["attack"] = attack_cost(merged, size)
+    del merged, base
+    save(out)
+    out["robust_request"] = request(load_base(str(pipeline), str(device), mixed_precision=precision), size, precision,
+                                    work, "robust", robust=True)
     return out
 
 
@@ -168,17 +217,21 @@ def main(argv: list[str] | None = None) -> int:
             return 4
         device, size, precision = torch.device("cuda"), "sd15", args.mixed_precision
     t0 = time.time()
-    with tempfile.TemporaryDirectory(prefix="gpu-bench-") as tmp:
-        result = run(size, device, precision, Path(tmp))
-    result |= {"total_seconds": round(time.time() - t0, 1), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "command": "python scripts/gpu_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "machine": {"gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
-                           "torch": torch.__version__, "python": platform.python_version()}}
     from duge_lora.io import atomic_path
 
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    def save(result: dict, done: bool = False) -> None:
+        result = dict(result, complete=done, total_seconds=round(time.time() - t0, 1),
+                      date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                      command="python scripts/gpu_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                      machine={"gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+                               "torch": torch.__version__, "python": platform.python_version()})
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2) if done else f"[{result['total_seconds']} s] saved {', '.join(result)}", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="gpu-bench-") as tmp:
+        result = run(size, device, precision, Path(tmp), save)
+    save(result, done=True)
     return 0
 
 
