@@ -145,12 +145,13 @@ def attack_cost(model, size: dict) -> dict:
     from duge_lora.attack import AttackConfig, add_placeholders, learn_embeddings, placeholder_words
     from duge_lora.memory import peak_memory_mb, reset_peak_memory
 
-    cfg = AttackConfig() if size["steps"] > 10 else AttackConfig(steps=2, batch=2)
+    cfg = AttackConfig() if size["steps"] > 10 else AttackConfig(steps=2)
     ids = add_placeholders(model.pipe, cfg.tokens)
     word = " ".join(placeholder_words(cfg.tokens))
     side = size["unet"]["sample_size"]
     x0 = torch.randn(cfg.batch, 4, side, side, generator=torch.Generator().manual_seed(0))
-    prompts = [f"a photo of {word}", f"a drawing of {word}", f"a close up picture of {word}", f"{word} in a room"]
+    templates = [f"a photo of {word}", f"a drawing of {word}", f"a close up picture of {word}", f"{word} in a room"]
+    prompts = [templates[i % len(templates)] for i in range(len(x0))]          # one prompt per latent
     reset_peak_memory(model.device)
     sync(model.device)
     t0 = time.time()
