@@ -32,6 +32,11 @@ FLAGS = {"output": "-o"}               # parameters whose flag is not --name-wit
 _PARAM = re.compile(r"`([a-z][a-z_]*)`")
 
 
+class Interrupted(Exception):
+    """A KeyboardInterrupt (Ctrl-C, or SIGTERM's Terminated) carried out of a command to handle(); typer would turn
+    it into a silent exit 130."""
+
+
 def flag(name: str) -> str:
     return FLAGS.get(name, "--" + name.replace("_", "-"))
 
@@ -48,6 +53,8 @@ def say(message: str) -> None:
 def handle(exc: BaseException, command: str | None = None) -> int:
     """Print one sentence for an expected failure and return its exit code; re-raise anything else."""
     debug = bool(os.environ.get("DUGE_DEBUG") or os.environ.get("DUGE_LORA_DEBUG"))
+    if isinstance(exc, Interrupted):
+        exc = exc.args[0]
     if isinstance(exc, PeerLost) and os.environ.get(CHILD_ENV):
         return exc.exit_code           # a rank started by launch(): the launching process says what happened
     if isinstance(exc, DugeError):

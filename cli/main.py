@@ -14,7 +14,7 @@ from . import common, toy
 from .attack import attack_command
 from .bench import bench_command
 from .compose import compose_command, inspect_command
-from .errors import handle
+from .errors import Interrupted, handle
 from .evaluate import eval_command
 from .hub import app as hub_app
 from .hub import pull_command, push_command
@@ -47,10 +47,22 @@ def _quiet_libraries() -> None:
 
 
 def command_line():
-    """The click command of the app, with its multi-value options (variadic.py)."""
+    """The click command of the app, with its multi-value options (variadic.py). A Ctrl-C or SIGTERM inside a
+    command is carried past typer as errors.Interrupted: typer turns a KeyboardInterrupt into a silent exit 130."""
     command = typer.main.get_command(app)
     make_variadic(command)
+    for name in ("make_context", "invoke"):               # what typer runs inside its KeyboardInterrupt handler
+        setattr(command, name, _keeping_interrupts(getattr(command, name)))
     return command
+
+
+def _keeping_interrupts(method):
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise Interrupted(exc) from exc
+    return wrapper
 
 
 def _terminate(signum, frame):

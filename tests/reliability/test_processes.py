@@ -127,6 +127,30 @@ def test_a_stopped_pipeline_compose_leaves_old_or_new(sig, delay, workspace, tmp
     assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
 
 
+@pytest.mark.parametrize("sig, code, how", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")],
+                         ids=["interruptions: Ctrl-C while starting and while verifying a compose",
+                              "interruptions: SIGTERM while starting and while verifying a compose"])
+def test_a_signal_at_any_moment_is_one_sentence(sig, code, how, workspace, tmp_path):
+    """A signal during the seconds of imports ended in Python's traceback (Ctrl-C) or a silent kill (SIGTERM), and
+    typer turned one inside a command without step boundaries into a silent exit 130: both are one sentence and
+    130 (Ctrl-C) or 143 (SIGTERM) now (cli/entry.py, main.command_line), and nothing is published."""
+    out = tmp_path / "p"
+    proc = start(["compose", workspace.a1, "--format", "pipeline", "-o", out])
+    time.sleep(0.3)                                      # the imports take over a second
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code and f"interrupted ({how})" in one_sentence(stderr), stderr
+    proc = start(["compose", workspace.a1, "--format", "pipeline", "-o", out])
+    t0 = time.time()
+    while not list(tmp_path.glob(".p.*.stage.tmp")):     # built: verification (seconds) runs before it is published
+        assert proc.poll() is None and time.time() - t0 < 120, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code and f"interrupted ({how}); no output was written" in one_sentence(stderr), stderr
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
 def test_interruptions_a_folder_stranded_aside_comes_back(workspace, tmp_path, capsys):
     """Killed between its two renames, a writer leaves the old folder aside and none at the output: the next run
     that writes there puts it back before anything else (here: it then refuses to overwrite it without --overwrite)."""
