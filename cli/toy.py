@@ -49,6 +49,7 @@ def build(
     work: Annotated[Path, typer.Option("--work", help="Cache of finished stages; a rerun resumes from it.")] = Path.home() / ".cache" / "duge-lora" / "toy-build",
     seed: Annotated[int, typer.Option("--seed")] = BuildConfig.seed,
     n_train: Annotated[int, typer.Option("--n-train", help="Training renders.")] = BuildConfig.n_train,
+    n_heldout: Annotated[int, typer.Option("--n-heldout", min=1, help="Held-out renders the judge and the VAE are measured on.")] = BuildConfig.n_heldout,
     judge_steps: Annotated[int, typer.Option("--judge-steps")] = BuildConfig.judge_steps,
     vae_steps: Annotated[int, typer.Option("--vae-steps")] = BuildConfig.vae_steps,
     unet_steps: Annotated[int, typer.Option("--unet-steps")] = BuildConfig.unet_steps,
@@ -62,7 +63,7 @@ def build(
     from duge_lora.toy.build import build as run_build
 
     check_output(output, overwrite)
-    cfg = BuildConfig(seed=seed, n_train=n_train, judge_steps=judge_steps, vae_steps=vae_steps, unet_steps=unet_steps)
+    cfg = BuildConfig(seed=seed, n_train=n_train, n_heldout=n_heldout, judge_steps=judge_steps, vae_steps=vae_steps, unet_steps=unet_steps)
     with staged_progress() as progress:
         report = run_build(output, work, cfg, progress)
     summary = json.dumps({k: report[k] for k in ("judge_heldout_accuracy", "vae_psnr", "seconds")}, indent=1)

@@ -9,7 +9,7 @@ from duge_lora_cli.main import main
 
 def test_toy_build_end_to_end_tiny(tmp_path, capsys):
     out, work = tmp_path / "model", tmp_path / "work"
-    args = ["toy", "build", "-o", str(out), "--work", str(work), "--n-train", "600",
+    args = ["toy", "build", "-o", str(out), "--work", str(work), "--n-train", "600", "--n-heldout", "300",
             "--judge-steps", "3", "--vae-steps", "3", "--unet-steps", "3", "--json"]
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)

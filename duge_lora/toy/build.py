@@ -212,7 +212,7 @@ def assemble_pipeline(unet, vae, text, tokenizer):
 
 def _data_stage(work: Path, cfg: BuildConfig, progress: Progress):
     """The training and held-out renders (cached in work), with their scenes."""
-    data = work / f"data-{cfg.seed}-{cfg.n_train}.npz"
+    data = work / f"data-{cfg.seed}-{cfg.n_train}-{cfg.n_heldout}.npz"
     if not data.exists():
         progress("data", 0, 1, {})
         train_x, _ = render_set(cfg.n_train, cfg.seed)
