@@ -163,10 +163,13 @@ def attack_once(model, plan, x0: torch.Tensor, cfg: AttackConfig, progress=None)
 
 
 def concept_latents(base, plan, seed: int, cache=None) -> torch.Tensor:
-    """The base model's images of the concept (one latent per prompt of the plan), cached like training data."""
+    """The images of the concept (one latent per prompt of the plan) by `base` as it is now, cached like training
+    data. Keyed by the loaded UNet's own fingerprint, not Base.fingerprint: the adversarial rounds call this on
+    theta_{k-1}, whose merged parents that hash sees (adversarial.Adversary)."""
+    from .adapter import fingerprint
     from .data import cached_latents
 
-    return cached_latents(base, plan.prompts, seed, base.fingerprint, [], cache)[0]
+    return cached_latents(base, plan.prompts, seed, fingerprint(base.pipe.unet), [], cache)[0]
 
 
 CEILING_FLOOR = 0.5            # a ceiling below this: the base itself cannot be made to draw the concept

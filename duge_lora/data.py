@@ -1,8 +1,8 @@
 """Training data made by the frozen previous model theta_{k-1}, cached on disk keyed by what produced it.
 
 method.md, "Data": anchor, preserve and replay latents are sampled from theta_{k-1}; the cache key is the
-base fingerprint + the earlier adapters' sha256 + the prompts + the seed + the sampler, so a second run
-(or another request with the same parents) reuses them.
+base fingerprint + the earlier adapters' sha256 + the prompts + the seed + the sampler (and the UNet's dtype where
+it is not float32), so a second run (or another request with the same parents) reuses them.
 """
 from __future__ import annotations
 
@@ -49,7 +49,9 @@ def cached_latents(base: Base, prompts: list[str], seed: int, fingerprint: str, 
     """One latent x_0 per prompt, (N, C, h, w), from the cache or generated now; returns (latents, was_cached)."""
     from safetensors.torch import load_file, save_file
 
-    key = data_key(fingerprint, parents, prompts, seed, base.sampler)
+    dtype = base.pipe.unet.dtype                 # an fp16 or bf16 load draws other images than fp32: its own entries
+    sampler = base.sampler if dtype == torch.float32 else {**base.sampler, "dtype": str(dtype)}
+    key = data_key(fingerprint, parents, prompts, seed, sampler)
     path = (cache or cache_root()) / "data" / f"{key}.safetensors"
     if path.exists():
         try:

@@ -100,3 +100,26 @@ def test_a_ceiling_under_the_floor_stops_the_attack(tiny_sd, tiny_judge, monkeyp
     assert main(["attack", "--base", tiny_sd, "--concept", "church", "--judge", tiny_judge, "--steps", "2"]) == 2
     err = capsys.readouterr().err
     assert "cannot be made to draw it either" in err and "Traceback" not in err
+
+
+def test_the_concepts_images_are_cached_by_the_model_that_draws_them(tmp_path):
+    """The adversarial rounds draw the concept with theta_{k-1} (parents merged into the base): its images must not
+    be the base's from the cache. The key is the loaded UNet's hash (merges included), not the base's identity."""
+    import torch
+
+    from duge_lora.attack import concept_latents
+    from duge_lora.attack_plan import toy_plan
+    from duge_lora.compose import apply_to_base
+    from duge_lora.models import load_base
+
+    from dataclasses import replace
+
+    base, plan = load_base("toy", device="cpu"), toy_plan("circle")
+    plan = replace(plan, prompts=plan.prompts[:4])      # a few of its scenes: the key is what is tested
+    drawn = concept_latents(base, plan, 0, tmp_path)
+    fp = base.fingerprint
+    apply_to_base(base, [ADAPTER])                     # theta_1: circle erased
+    erased = concept_latents(base, plan, 0, tmp_path)
+    assert base.fingerprint == fp and not torch.equal(drawn, erased)
+    assert len(list((tmp_path / "data").glob("*.safetensors"))) == 2
+    assert torch.equal(concept_latents(load_base("toy", device="cpu"), plan, 0, tmp_path), drawn)   # a cache hit
