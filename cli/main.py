@@ -8,13 +8,13 @@ import sys
 import typer
 
 from duge_lora import __version__
-from duge_lora.errors import Terminated
+from duge_lora.errors import DugeError, Terminated
 
 from . import common, toy
 from .attack import attack_command
 from .bench import bench_command
 from .compose import compose_command, inspect_command
-from .errors import Interrupted, handle
+from .errors import ABORTS, EXITS, Interrupted, handle
 from .evaluate import eval_command
 from .hub import app as hub_app
 from .hub import pull_command, push_command
@@ -65,9 +65,22 @@ def _keeping_interrupts(method):
     return wrapper
 
 
-def _terminate(signum, frame):
-    """SIGTERM stops a command the way Ctrl-C does (training keeps a checkpoint, the bench its finished steps)."""
-    raise Terminated()
+RECEIVED: list[int] = []          # the signals this process received through _interrupt
+
+
+def _interrupt(signum, frame):
+    """Ctrl-C as Python's own handler (KeyboardInterrupt), and SIGTERM the same way (Terminated: training keeps a
+    checkpoint, the bench its finished steps); both recorded, because native code can turn the KeyboardInterrupt
+    raised inside its callbacks into another error (safetensors' load_file raises a ValueError)."""
+    RECEIVED.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _as_interrupt(exc: BaseException) -> BaseException:
+    """An unexpected error after a signal is that signal's interruption, not a failure to show as a traceback."""
+    if RECEIVED and not isinstance(exc, (KeyboardInterrupt, Interrupted, DugeError, *ABORTS, *EXITS)):
+        return Terminated() if RECEIVED[0] == signal.SIGTERM else KeyboardInterrupt()
+    return exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,16 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     common.ARGV = args
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0":
         common.out.quiet = common.err.quiet = True      # a data-parallel rank other than 0: rank 0 speaks for all
-    previous = signal.signal(signal.SIGTERM, _terminate) if argv is None else None
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)} if argv is None else {}
     try:
         code = command_line().main(args=args, prog_name="duge-lora", standalone_mode=False)
     except BaseException as exc:          # noqa: BLE001 - handle() re-raises what is not an expected failure
         if isinstance(exc, SystemExit):
             raise
-        code = handle(exc, next((a for a in args if not a.startswith("-")), None))
+        code = handle(_as_interrupt(exc), next((a for a in args if not a.startswith("-")), None))
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     code = code if isinstance(code, int) else 0
     if argv is None:
         sys.exit(code)

@@ -119,3 +119,27 @@ def test_expected_failure_has_no_traceback_in_a_real_process(tmp_path):
     proc = subprocess.run([str(BIN), "sample", "a purple unicorn", "-o", str(tmp_path / "x.png")],
                           capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 2 and "unicorn" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_error_after_a_signal_is_that_interruption(monkeypatch, tmp_path, capsys):
+    """Native code can turn the KeyboardInterrupt raised in its callbacks into another error (a Ctrl-C during
+    safetensors' load_file came out as this ValueError, and a traceback). After a signal, an unexpected error is
+    that interruption: one sentence and 130 or 143 (cli/main.py, _as_interrupt). Without a signal it stays a bug."""
+    import signal
+
+    import duge_lora_cli.compose as compose_cli
+    import duge_lora_cli.main as cli_main
+
+    def fails(*args, **kwargs):
+        raise ValueError("could not determine the shape of object type 'torch.storage.UntypedStorage'")
+
+    monkeypatch.setattr(compose_cli, "compose_adapters", fails)
+    argv = ["compose", str(Path(__file__).parent.parent / "adapters" / "toy" / "circle"), "-o", str(tmp_path / "m.safetensors")]
+    for sig, code, how in ((signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")):
+        monkeypatch.setattr(cli_main, "RECEIVED", [sig])
+        assert cli_main.main(argv) == code
+        err = capsys.readouterr().err
+        assert f"interrupted ({how})" in err and err.count("error:") == 1
+    monkeypatch.setattr(cli_main, "RECEIVED", [])
+    with pytest.raises(ValueError):
+        cli_main.main(argv)
