@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     common.ARGV = args
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0":
         common.out.quiet = common.err.quiet = True      # a data-parallel rank other than 0: rank 0 speaks for all
-    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)} if argv is None else {}
+    signals = (signal.SIGINT, signal.SIGTERM) if argv is None else ()     # the process's own signals, not a test's
+    for s in signals:
+        signal.signal(s, _interrupt)
     try:
         code = command_line().main(args=args, prog_name="duge-lora", standalone_mode=False)
     except BaseException as exc:          # noqa: BLE001 - handle() re-raises what is not an expected failure
@@ -101,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         code = handle(_as_interrupt(exc), next((a for a in args if not a.startswith("-")), None))
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for s in signals:                 # the work is over: a signal during the interpreter's exit (a second or more
+            signal.signal(s, signal.SIG_IGN)   # with torch loaded) would only turn its result into a silent kill
     code = code if isinstance(code, int) else 0
     if argv is None:
         sys.exit(code)
