@@ -95,32 +95,6 @@ def fingerprint(unet, spec: LoraSpec = FINGERPRINT_SPEC) -> str:
     return h.hexdigest()[:16]
 
 
-def stored_fingerprint(source: str) -> str | None:
-    """file_fingerprint() of a pipeline's stored UNet: `source` is its folder, or a Hub id whose UNet file is
-    already in the cache (nothing is downloaded). None where the UNet is not one safetensors file on disk.
-
-    This is the base's identity whatever precision it was loaded in: bf16 keeps 8 bits of mantissa, so a bf16
-    load hashed through fp16 (fingerprint()) differs from the fp32 or fp16 load of the same file."""
-    from pathlib import Path
-
-    from .formats import UNET_WEIGHTS
-
-    file = Path(source) / UNET_WEIGHTS
-    if not file.is_file():
-        from huggingface_hub import try_to_load_from_cache
-
-        from .hub import cache_dir
-
-        try:
-            cached = try_to_load_from_cache(source, UNET_WEIGHTS.as_posix(), cache_dir=cache_dir())
-        except Exception:  # noqa: BLE001 - not a Hub id the cache can answer for: no stored file
-            cached = None
-        if not isinstance(cached, str):
-            return None
-        file = Path(cached)
-    return file_fingerprint(file)
-
-
 def file_fingerprint(file) -> str:
     """fingerprint() of the UNet stored in a safetensors file, reading only the projections it hashes."""
     from safetensors import safe_open

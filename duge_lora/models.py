@@ -35,12 +35,15 @@ class Base:
 
     @cached_property
     def fingerprint(self) -> str:
-        """The base's identity that adapter records carry (adapter.fingerprint): read from the stored UNet file, so
-        that loading in bf16 (which rounds the weights) does not change it; from the loaded UNet where there is no
-        such file. Taken once, before anything is merged into the UNet."""
-        from .adapter import fingerprint, stored_fingerprint
+        """The base's identity that adapter records carry (adapter.fingerprint), read from the UNet file it was loaded
+        from (a local folder or the Hub cache's snapshot), so that loading in bf16, which rounds the weights, does not
+        change it; from the loaded UNet where there is no such file. Taken once, before anything is merged into it."""
+        from .adapter import file_fingerprint, fingerprint
+        from .formats import UNET_WEIGHTS
 
-        return stored_fingerprint(self.source) or fingerprint(self.pipe.unet)
+        loaded_from = getattr(self.pipe.unet.config, "_name_or_path", None)      # set by from_pretrained
+        stored = Path(loaded_from) / UNET_WEIGHTS.name if loaded_from else None
+        return file_fingerprint(stored) if stored and stored.is_file() else fingerprint(self.pipe.unet)
 
 
 def pick_device(device: str = "auto") -> torch.device:

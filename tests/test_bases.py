@@ -37,7 +37,7 @@ def test_folder_without_model_index_is_refused(tmp_path):
 def test_the_base_fingerprint_does_not_depend_on_the_load_precision(tmp_path, capsys):
     """bf16 rounds the weights, so hashing the loaded UNet gave a bf16 load another identity: `sample
     --mixed-precision bf16` refused the shipped adapters, and compose refused adapters trained in bf16. The
-    identity is the stored UNet file's (adapter.stored_fingerprint)."""
+    identity is the stored UNet file's (Base.fingerprint)."""
     import torch
 
     from duge_lora import toy
