@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from duge_lora.bench import prepare_dir, run_bench
-from duge_lora.bench_config import DEFAULT_ABLATION, METHODS, SEQUENCES, BenchConfig, check_config, runs_of
+from duge_lora.bench_config import DEFAULT_ABLATION, MAX_SCENE_FRACTION, METHODS, SEQUENCES, BenchConfig, check_config, runs_of
 from duge_lora.bench_results import collect
 from duge_lora.errors import DugeError
 from duge_lora.models import pick_device, resolve_base, resolve_precision
@@ -53,6 +53,7 @@ def bench_command(
     quick: Annotated[bool, typer.Option("--quick", help="3 requests, 40 steps, a third of the prompts, no ablation: a smoke test in minutes.")] = False,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help=f"Training steps per request (default {BenchConfig.steps}; --quick {BenchConfig.quick().steps}).")] = None,
     images: Annotated[Optional[int], typer.Option("--images", min=1, help=f"Evaluation images per prompt (default {BenchConfig.images}).")] = None,
+    scene_fraction: Annotated[Optional[int], typer.Option("--scene-fraction", help=f"Judge 1/N of the toy world's scenes, balanced over every axis (default {BenchConfig.scene_fraction}; --quick {BenchConfig.quick().scene_fraction}; at most {MAX_SCENE_FRACTION}).")] = None,
     workers: Annotated[Optional[int], typer.Option("--num-processes", "--workers", min=1, help="Processes running chains in parallel, on accelerate (default: 2 on a CPU with 2+ cores, 1 on a GPU).")] = None,
     attack_steps: Annotated[int, typer.Option("--attack-steps", min=0, help="Budget of the concept-recovery attack run on each method after the last request (textual-inversion steps; 0: no attack).")] = BenchConfig.attack_steps,
     attack_every_step: Annotated[bool, typer.Option("--attack-every-step", help="Attack after every request, not only after the last.")] = False,
@@ -71,21 +72,7 @@ def bench_command(
     """
     import torch
 
-    overrides: dict = {"seeded": _csv(seeded)}
-    if seeds is not None:
-        try:
-            overrides["seeds"] = tuple(int(s) for s in _csv(seeds))
-        except ValueError:
-            raise DugeError(f"--seeds {seeds!r} is not a comma-separated list of integers.", "Write it like --seeds 0,1.", option="seeds") from None
-    overrides["methods"] = _csv(methods) if methods.strip().lower() != "none" else ()
-    if sequence is not None:
-        overrides["sequence"] = SEQUENCES.get(sequence.strip().lower()) or tuple(c.lower() for c in _csv(sequence))
-    if ablation is not None:
-        overrides["ablation"] = () if ablation == "none" else DEFAULT_ABLATION if ablation == "all" else _csv(ablation)
-    if steps is not None:
-        overrides["steps"] = steps
-    if images is not None:
-        overrides["images"] = images
+    overrides = _overrides(methods, sequence, seeds, seeded, ablation, steps, images, scene_fraction, base)
     resolve_precision(mixed_precision, pick_device(device))
     resolve_base(base)                          # a base that cannot load fails here, before any folder is made
     overrides |= {"base": base, "judge": judge, "device": device, "mixed_precision": mixed_precision,
@@ -115,6 +102,31 @@ def bench_command(
     if not json_:
         note(f"wrote {paths['html']} (open it in a browser), {paths['markdown']} and {paths['json']} "
              f"in {results['wall_seconds']:.0f} s")
+
+
+def _overrides(methods: str, sequence, seeds, seeded: str, ablation, steps, images, scene_fraction, base: str) -> dict:
+    """The BenchConfig fields the options set (the others keep the full bench's or --quick's values)."""
+    overrides: dict = {"seeded": _csv(seeded)}
+    if seeds is not None:
+        try:
+            overrides["seeds"] = tuple(int(s) for s in _csv(seeds))
+        except ValueError:
+            raise DugeError(f"--seeds {seeds!r} is not a comma-separated list of integers.", "Write it like --seeds 0,1.", option="seeds") from None
+    overrides["methods"] = _csv(methods) if methods.strip().lower() != "none" else ()
+    if sequence is not None:
+        overrides["sequence"] = SEQUENCES.get(sequence.strip().lower()) or tuple(c.lower() for c in _csv(sequence))
+    if ablation is not None:
+        overrides["ablation"] = () if ablation == "none" else DEFAULT_ABLATION if ablation == "all" else _csv(ablation)
+    if steps is not None:
+        overrides["steps"] = steps
+    if images is not None:
+        overrides["images"] = images
+    if scene_fraction is not None:
+        if base != "toy":
+            raise DugeError("--scene-fraction is for the toy world's scenes; a real base judges each request's "
+                            "templates.", "Leave --scene-fraction out on a real base.", option="scene_fraction")
+        overrides["scene_fraction"] = scene_fraction
+    return overrides
 
 
 def _run_with_progress(cfg: BenchConfig, output: Path, workers: int, quiet: bool) -> None:

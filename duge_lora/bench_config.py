@@ -106,6 +106,7 @@ class Run:
         return {**DEFAULT_WEIGHTS, **{t: 0.0 for t in self.zeroed}} if self.zeroed else None
 
 
+MAX_SCENE_FRACTION = 8            # 1/8 of the toy's scenes (22 of 198) still has every object, character, colour and style
 DEFAULTS = {"judge": None, "device": "auto", "mixed_precision": "auto"}
 
 
@@ -144,6 +145,10 @@ def check_config(cfg: BenchConfig) -> None:
     if not 0 <= cfg.attack_steps <= MAX_STEPS:
         raise DugeError(f"{param('attack_steps')} {cfg.attack_steps} is outside 0..{MAX_STEPS}.",
                         f"Pass 0 (no attack) or a budget such as {BenchConfig.attack_steps}.", option="attack_steps")
+    if not 1 <= cfg.scene_fraction <= MAX_SCENE_FRACTION:
+        raise DugeError(f"{param('scene_fraction')} {cfg.scene_fraction} is outside 1..{MAX_SCENE_FRACTION}: judging "
+                        f"fewer scenes would leave some objects or colours out.",
+                        f"Pass a value from 1 (every scene) to {MAX_SCENE_FRACTION}.", option="scene_fraction")
     chain_requests(cfg.sequence, cfg.base)   # unknown words, nothing left to draw instead -> a clear DugeError
 
 

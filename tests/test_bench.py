@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from duge_lora.bench_config import ABLATIONS, BenchConfig, eval_scenes, probe_rows, runs_of
+from duge_lora.bench_config import ABLATIONS, MAX_SCENE_FRACTION, BenchConfig, eval_scenes, probe_rows, runs_of
 from duge_lora.losses import DEFAULT_WEIGHTS
 from duge_lora_cli.main import main
 
 ARGS = ["bench", "--quick", "--sequence", "circle,red", "--methods", "duge,uce", "--ablation", "no-reg",
-        "--steps", "8", "--workers", "2", "--seeds", "0,1", "--seeded", "uce", "--attack-steps", "10"]
+        "--steps", "8", "--workers", "2", "--seeds", "0,1", "--seeded", "uce", "--attack-steps", "10",
+        "--scene-fraction", "6"]
 KEYS = {"step", "target", "ua", "ua_prev", "ira", "cra", "erosion", "fd", "seconds", "peak_mb"}
 
 
@@ -64,7 +65,8 @@ def test_report_files(bench_dir):
     for metric in ("ua", "ira", "cra", "erosion", "fd", "seconds", "overview"):
         with Image.open(bench_dir / "plots" / f"{metric}.png") as im:
             assert im.size[0] > 300
-    cfg = BenchConfig.quick(sequence=("circle", "red"), methods=("duge", "uce"), ablation=("no-reg",), steps=8)
+    cfg = BenchConfig.quick(sequence=("circle", "red"), methods=("duge", "uce"), ablation=("no-reg",), steps=8,
+                            scene_fraction=6)
     rows = len(probe_rows(cfg))
     for name in ("duge", "uce", "duge-no-reg"):
         with Image.open(bench_dir / "grids" / f"{name}.png") as im:
@@ -137,6 +139,7 @@ def test_bench_refuses_other_settings_in_the_same_folder(bench_dir, capsys):
     (["--ablation", "no-drift"], "would be DUGE itself"),
     (["--seeds", "one"], "not a comma-separated list of integers"),
     (["--attack-steps", "1000000"], "--attack-steps 1000000 is outside"),
+    (["--scene-fraction", "9"], "--scene-fraction 9 is outside 1..8"),
     (["--sequence", "solid,outlined,striped"], "Every concept that could stand in for 'striped'"),
 ])
 def test_bad_bench_options_are_one_sentence(args, words, tmp_path, capsys):
@@ -157,7 +160,15 @@ def test_runs_and_quick_scenes():
     on = {t for t, w in DEFAULT_WEIGHTS.items() if w}
     assert set(cfg.ablation) == {v for v, terms in ABLATIONS.items() if on & set(terms)}
     assert {t for v in cfg.ablation for t in ABLATIONS[v]} >= on
-    quick = eval_scenes(BenchConfig.quick())
-    assert len(quick) == len(eval_scenes(cfg)) // 3
-    for axis_values in (lambda s: s.color, lambda s: s.style, lambda s: s.subject):
-        assert len({axis_values(s) for s in quick}) == len({axis_values(s) for s in eval_scenes(cfg)})
+    assert len(eval_scenes(BenchConfig.quick())) == len(eval_scenes(cfg)) // 3
+    for fraction in (3, MAX_SCENE_FRACTION):          # quick's third, and the smallest share --scene-fraction allows
+        few = eval_scenes(BenchConfig(scene_fraction=fraction))
+        for axis_values in (lambda s: s.color, lambda s: s.style, lambda s: s.subject):
+            assert len({axis_values(s) for s in few}) == len({axis_values(s) for s in eval_scenes(cfg)})
+    assert len({s.subject for s in eval_scenes(BenchConfig(scene_fraction=MAX_SCENE_FRACTION + 1))}) < 11
+
+
+def test_scene_fraction_is_for_the_toy_only(tmp_path, capsys):
+    assert main(["bench", "--base", "some/sd-model", "--judge", "some/clip", "--sequence", "church", "--scene-fraction",
+                 "2", "-o", str(tmp_path / "x")]) == 2
+    assert "for the toy world's scenes" in capsys.readouterr().err and not (tmp_path / "x").exists()
