@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One data cache for the session (data.cache_root), shared by every test and the processes they start, never the
+# user's ~/.cache/duge-lora: a request's images are drawn once per run of the suite. Tests of the cache itself
+# pass their own folder.
+SESSION_CACHE = tempfile.mkdtemp(prefix="duge-lora-test-cache-")
+os.environ["DUGE_LORA_CACHE"] = SESSION_CACHE
 
 import pytest  # noqa: E402
 
@@ -12,6 +19,14 @@ from duge_lora.models import load_base  # noqa: E402
 from tiny import TINY_WORDS, build_tiny_sd  # noqa: E402,F401
 
 
+
+
+@pytest.fixture(scope="session")
+def data_cache():
+    """The session's data cache (DUGE_LORA_CACHE, above), for tests that pass a cache folder by hand."""
+    from pathlib import Path
+
+    return Path(SESSION_CACHE)
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +43,7 @@ def tiny_sd(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_sd2(tmp_path_factory) -> str:
     return build_tiny_sd(tmp_path_factory.mktemp("tiny2"), "sd2")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(SESSION_CACHE, ignore_errors=True)

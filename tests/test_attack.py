@@ -18,10 +18,10 @@ def test_attack_recovers_an_erased_concept_and_reports_its_ceiling(tmp_path, mon
     assert r["plain"] <= 0.1                      # the adapter erases the plain prompts
     assert r["ceiling"] >= 0.9                    # the attack works on the base
     assert 0.0 <= r["recovered"] <= 1.0 and r["images"] == 18 and r["steps"] == 60
-    assert main(args) == 0                        # seeded: the same figures again
+    assert main(args + ["--no-ceiling"]) == 0     # seeded: the same figures again (the ceiling's attack is the same code)
     again = json.loads(capsys.readouterr().out)
-    assert {k: again[k] for k in ("recovered", "ceiling", "plain", "final_loss")} == \
-           {k: r[k] for k in ("recovered", "ceiling", "plain", "final_loss")}
+    assert again["ceiling"] is None
+    assert {k: again[k] for k in ("recovered", "plain", "final_loss")} == {k: r[k] for k in ("recovered", "plain", "final_loss")}
 
 
 @pytest.mark.parametrize("extra, says", [(["--steps", "0"], "--steps"), (["--steps", "10000000"], "--steps"),

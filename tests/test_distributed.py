@@ -1,6 +1,7 @@
 """Data-parallel training (distributed.py): 2 real CPU processes (gloo, through accelerate) take the same step as
 one process over the same global batch; train --num-processes end to end; its bad input."""
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -21,15 +22,15 @@ def test_shards_cover_each_segment_once():
         assert [s[k].stop - s[k].start for k in seg] == [2, 2, 2]
 
 
-def test_two_processes_give_the_one_process_gradient(tmp_path, monkeypatch):
-    monkeypatch.setenv("DUGE_LORA_CACHE", str(tmp_path / "cache"))
+def test_two_processes_give_the_one_process_gradient(tmp_path, data_cache):
+    cache = data_cache
     out = tmp_path / "grads.safetensors"
-    assert launch([str(out), str(tmp_path / "cache")], 2, entry=(str(SCRIPT),)) == 0
+    assert launch([str(out), str(cache)], 2, entry=(str(SCRIPT),)) == 0
     two = load_file(str(out))
     sys.path.insert(0, str(SCRIPT.parent))
     from one_step import one_step_grads
 
-    one = one_step_grads(Ranks(), tmp_path / "cache")
+    one = one_step_grads(Ranks(), cache)
     assert len(one) == len(two) > 0
     diff = max(float((g - two[f"g{i}"]).abs().max()) for i, g in enumerate(one))
     scale = max(float(g.abs().max()) for g in one)
@@ -37,7 +38,6 @@ def test_two_processes_give_the_one_process_gradient(tmp_path, monkeypatch):
 
 
 def test_train_with_two_processes(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("DUGE_LORA_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--concept", "circle", "--steps", "2", "--batch", "4", "--num-processes", "2", "-o", "a"]) == 0
     record = json.loads((tmp_path / "a" / "duge.json").read_text())
@@ -63,7 +63,6 @@ def test_uce_with_processes_runs_in_one(tmp_path, capsys):
 def test_external_launchers_run_two_ranks(launcher, tmp_path):
     """`torchrun --nproc_per_node 2 -m duge_lora_cli.main train ...` and `accelerate launch --multi_gpu
     --num_processes 2 $(which duge-lora) train ...` (gloo on this CPU) train with two ranks too; rank 0 alone speaks."""
-    import os
     import shutil
     import subprocess
 
@@ -79,7 +78,7 @@ def test_external_launchers_run_two_ranks(launcher, tmp_path):
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", port,
                shutil.which("duge-lora") or str(Path(sys.executable).parent / "duge-lora"), *train]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "DUGE_LORA_CACHE": str(tmp_path / "c"), "OMP_NUM_THREADS": "1"})
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / "a" / "duge.json").read_text())["hyperparameters"]["processes"] == 2
     assert r.stderr.count("erase: circle") == 1          # the other rank is quiet

@@ -27,11 +27,11 @@ def test_schedule_spreads_the_rounds_and_skips_step_0():
     assert schedule(3, 4) == [1, 2] and schedule(1, 1) == [1]
 
 
-def test_a_round_adds_one_pair_per_target_prompt_with_the_learned_word(tmp_path):
+def test_a_round_adds_one_pair_per_target_prompt_with_the_learned_word(tmp_path, data_cache):
     base = load_base("toy", "cpu")
     req = TOY.make_request("circle")
     cfg = robust_preset(TrainConfig(steps=4, batch=2, max_prompts=8, checkpoint_every=0))
-    s = prepare(base, req, [], cfg, tmp_path / "cache")
+    s = prepare(base, req, [], cfg, data_cache)
     pairs, rows = list(s.step.data.pairs), len(s.step.data.emb)
     s.adversary.round(s, 1)
     added = s.step.data.pairs[len(pairs):]
@@ -59,21 +59,21 @@ def test_robust_training_records_its_preset(tmp_path, capsys):
     assert r["lora"]["targets"] == ["k", "v"] and r["loss_weights"]["pp"] == 2.0 and r["loss_weights"]["keep"] == 5.0
 
 
-def test_a_run_stopped_after_a_round_resumes_to_the_same_adapter(tmp_path):
+def test_a_run_stopped_after_a_round_resumes_to_the_same_adapter(tmp_path, data_cache):
     cfg = robust_preset(TrainConfig(steps=6, batch=2, max_prompts=4, checkpoint_every=3))
     req = TOY.make_request("star")
     straight = tmp_path / "straight"
-    train_adapter(load_base("toy", "cpu"), req, [], cfg, straight, cache=tmp_path / "cache")
+    train_adapter(load_base("toy", "cpu"), req, [], cfg, straight, cache=data_cache)
 
     def interrupt(stage, step, total, info):
         if stage == "train" and step == 4:
             raise KeyboardInterrupt
     out = tmp_path / "resumed"
     with pytest.raises(TrainingStopped):
-        train_adapter(load_base("toy", "cpu"), req, [], cfg, out, cache=tmp_path / "cache", progress=interrupt)
+        train_adapter(load_base("toy", "cpu"), req, [], cfg, out, cache=data_cache, progress=interrupt)
     kept = load_file(str(partial_dir(out) / "checkpoint.safetensors"))
     assert "adv.states" in kept and kept["adv.pairs"].shape[1] == 3          # rounds 1 and 2 happened before it
-    train_adapter(load_base("toy", "cpu"), req, [], cfg, out, cache=tmp_path / "cache", resume=True)
+    train_adapter(load_base("toy", "cpu"), req, [], cfg, out, cache=data_cache, resume=True)
     a, b = (load_file(str(p / "pytorch_lora_weights.safetensors")) for p in (straight, out))
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
