@@ -210,7 +210,7 @@ def test_interruptions_sigterm_stops_the_bench_and_its_workers(tmp_path):
     """SIGTERM stops the bench (exit 143, one sentence, resumable) and every worker process with it."""
     out = tmp_path / "b"
     proc = start(["bench", "--quick", "--methods", "uce,naive", "--ablation", "none", "--steps", "2", "--attack-steps", "0",
-                  "-o", out],
+                  "--scene-fraction", "8", "-o", out],
                  start_new_session=True)
     wait_for(out / "runs", proc, timeout=180)
     time.sleep(3)
