@@ -77,6 +77,7 @@ def train(
     steps: Annotated[int, typer.Option("--steps", min=1)] = T.steps,
     lr: Annotated[float, typer.Option("--lr")] = T.lr,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Rows per data set (anchor, preserve, replay) per step.")] = T.batch,
+    max_prompts: Annotated[int, typer.Option("--max-prompts", help="Prompts per data set (anchor, preserve, replay) whose images the model before this request draws: fewer is faster and preserves less.")] = T.max_prompts,
     weight: Annotated[Optional[list[str]], typer.Option("--weight", help=f"Loss weight, NAME=VALUE ({', '.join(DEFAULT_WEIGHTS)}; {', '.join(k for k, v in DEFAULT_WEIGHTS.items() if not v)} are 0 by default; also esd, esd_eta, pp_dreambooth=1, uce_lambda).")] = None,
     seed: SeedOpt = T.seed,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Adapter folder to write (default: erase-<concept>, or inside --stack).")] = None,
@@ -100,7 +101,7 @@ def train(
     mixed_precision = resolve_precision(mixed_precision, pick_device(device))
     templates = read_prompts(prompts) if prompts is not None else None
     cfg = _config(method, steps, lr, batch, seed, rank, alpha, targets, weight, checkpoint_every, mixed_precision,
-                  gradient_checkpointing, init, robust)
+                  gradient_checkpointing, init, robust, max_prompts)
     if robust and num_processes != 1:
         raise DugeError("--robust runs its adversarial rounds in one process.", "Leave --num-processes out with --robust.",
                         option="num_processes")
@@ -149,14 +150,14 @@ def train(
 
 
 def _config(method, steps, lr, batch, seed, rank, alpha, targets, weight, checkpoint_every, mixed_precision,
-            gradient_checkpointing, init, robust) -> TrainConfig:
+            gradient_checkpointing, init, robust, max_prompts=T.max_prompts) -> TrainConfig:
     """The TrainConfig of the command line; --robust applies adversarial.robust_preset (what was given wins)."""
     given = parse_weights(weight or []) or None
     lora = LoraSpec(rank=rank, alpha=alpha, targets=tuple(t.strip() for t in targets.split(",") if t.strip())
                     if targets is not None else LoraSpec.targets)
     cfg = TrainConfig(method=method, steps=steps, lr=lr, batch=batch, seed=seed, lora=lora, weights=given,
                       checkpoint_every=checkpoint_every, mixed_precision=mixed_precision,
-                      gradient_checkpointing=gradient_checkpointing, init=init)
+                      gradient_checkpointing=gradient_checkpointing, init=init, max_prompts=max_prompts)
     return robust_preset(cfg, targets is not None, given) if robust else cfg
 
 

@@ -309,7 +309,7 @@ def make_record(base: Base, req: Request, parents: list[Adapter], cfg: TrainConf
     final = {k: sum(h[k] for h in tail) / len(tail) for k in tail[0]} if tail else {}
     return AdapterRecord(
         request=req, method=cfg.method, loss_weights=cfg.loss_weights(),
-        hyperparameters={"steps": cfg.steps, "lr": cfg.lr, "batch": cfg.batch, "seed": cfg.seed,
+        hyperparameters={"steps": cfg.steps, "lr": cfg.lr, "batch": cfg.batch, "seed": cfg.seed, "max_prompts": cfg.max_prompts,
                          "mixed_precision": cfg.mixed_precision, "timesteps": "uniform[0, T)",
                          "gradient_checkpointing": cfg.gradient_checkpointing, "sampler": base.sampler,
                          "init": cfg.start(), **({"adversarial_rounds": cfg.adversarial} if cfg.adversarial else {})},

@@ -11,6 +11,7 @@ from .errors import EnvironmentProblem, UsageError, param
 
 MAX_STEPS = 1_000_000        # about 3.5 days at 0.3 s/step on an SD UNet: more is a typo
 MAX_BATCH = 1024             # rows per data set per step; the data sets hold at most a few hundred prompts
+MAX_PROMPTS = 100_000        # prompts per data set: each is one image the model draws before training
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -48,6 +49,7 @@ def training(cfg) -> None:
     number("batch", cfg.batch, low=1, high=MAX_BATCH, example="8")
     number("seed", cfg.seed, low=0, high=2**63 - 1, example="0")
     number("checkpoint_every", cfg.checkpoint_every, low=0, example="50")
+    number("max_prompts", cfg.max_prompts, low=1, high=MAX_PROMPTS, example="64")
     loss_weights(cfg.weights, WEIGHT_NAMES)
 
 
