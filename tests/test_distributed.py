@@ -39,9 +39,11 @@ def test_two_processes_give_the_one_process_gradient(tmp_path, data_cache):
 
 def test_train_with_two_processes(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "--concept", "circle", "--steps", "2", "--batch", "4", "--num-processes", "2", "-o", "a"]) == 0
+    assert main(["train", "--concept", "circle", "--max-prompts", "8", "--steps", "2", "--batch", "4", "--num-processes", "2",
+                 "-o", "a"]) == 0
     record = json.loads((tmp_path / "a" / "duge.json").read_text())
     assert record["hyperparameters"]["processes"] == 2 and record["hyperparameters"]["batch"] == 4
+    assert record["hyperparameters"]["max_prompts"] == 8 and 0 < record["data"]["replay_latents"] <= 8
     assert not (tmp_path / "a.partial").exists()
 
 
@@ -69,7 +71,7 @@ def test_external_launchers_run_two_ranks(launcher, tmp_path):
     from duge_lora.distributed import free_port
 
     port = str(free_port())
-    train = ["train", "--concept", "circle", "--steps", "2", "--batch", "4", "-o", str(tmp_path / "a")]
+    train = ["train", "--concept", "circle", "--max-prompts", "8", "--steps", "2", "--batch", "4", "-o", str(tmp_path / "a")]
     if launcher == "torchrun":
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}", "-m",
                "duge_lora_cli.main", *train]

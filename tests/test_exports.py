@@ -89,7 +89,7 @@ def test_an_adapter_on_the_feed_forward_output_loads_merges_and_exports_like_the
     from safetensors.torch import load_file
 
     ad = tmp_path / "ff"
-    assert main(["train", "--concept", "circle", "--targets", "k,v,out,ff", "--steps", "2", "--batch", "2",
+    assert main(["train", "--concept", "circle", "--targets", "k,v,out,ff", "--max-prompts", "8", "--steps", "2", "--batch", "2",
                  "-o", str(ad), "--json"]) == 0
     assert json.loads((ad / "duge.json").read_text())["lora"]["targets"] == ["k", "v", "out", "ff"]
     ff_keys = [k for k in load_file(str(ad / "pytorch_lora_weights.safetensors")) if ".ff.net.2.lora_B." in k]

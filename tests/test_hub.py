@@ -96,7 +96,7 @@ def test_a_hub_id_works_wherever_an_adapter_folder_does(hub, tmp_path, capsys, m
     sha = json.loads(capsys.readouterr().out)["commit_url"].rsplit("/", 1)[1]
     assert main(["compose", "tester/erase-circle", "-o", str(tmp_path / "m.safetensors"), "--no-verify", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["manifest"]["adapters"][0]["path"] == f"tester/erase-circle@{sha}"
-    assert main(["train", "--concept", "red", "--after", f"tester/erase-circle@{sha}", "--steps", "2", "-o",
+    assert main(["train", "--concept", "red", "--after", f"tester/erase-circle@{sha}", "--max-prompts", "8", "--steps", "2", "-o",
                  str(tmp_path / "red"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["parents"][0]["path"] == f"tester/erase-circle@{sha}"
     assert main(["hub", "list", "--concept", "circle", "--base", "toy", "--json"]) == 0

@@ -24,7 +24,8 @@ from duge_lora_cli.main import main
 from .conftest import snapshot
 
 BIN = str(Path(sys.executable).parent / "duge-lora")
-TRAIN = ["train", "--concept", "circle", "--steps", "16", "--checkpoint-every", "2", "--batch", "2"]
+SMALL = ["--max-prompts", "8"]                       # a few images per data set: these tests are about processes
+TRAIN = ["train", "--concept", "circle", *SMALL, "--steps", "16", "--checkpoint-every", "2", "--batch", "2"]
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
 
 
@@ -166,7 +167,7 @@ def test_concurrency_two_trainings_into_one_stack(tmp_path):
     """Two `train --stack S` at once: one trains, the other is refused at once with one sentence, and stack.json
     lists the finished adapter exactly once."""
     stack = tmp_path / "s"
-    procs = [start(["train", "--concept", c, "--steps", "20", "--stack", stack]) for c in ("circle", "red")]
+    procs = [start(["train", "--concept", c, *SMALL, "--steps", "20", "--stack", stack]) for c in ("circle", "red")]
     results = [(p.wait(timeout=300), p.communicate()[1]) for p in procs]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 4], results
@@ -181,7 +182,7 @@ def test_concurrency_a_dead_writers_lock_does_not_block(workspace, tmp_path, cap
     stack = tmp_path / "s"
     shutil.copytree(workspace.stack, stack)
     (stack / ".lock").write_text("pid 999999\n")
-    assert main(["train", "--concept", "star", "--steps", "2", "--stack", str(stack), "--json"]) == 0
+    assert main(["train", "--concept", "star", *SMALL, "--steps", "2", "--stack", str(stack), "--json"]) == 0
     assert json.loads((stack / "stack.json").read_text())["adapters"] == ["circle", "red", "star"]
 
 
@@ -274,7 +275,7 @@ def test_a_killed_rank_stops_the_others_and_a_rerun_resumes(victim, tmp_path, ca
     (which rank, how, the checkpoint kept) and exits 1, no adapter is written, and no process is left; rerunning
     the same command resumes from the checkpoint (with any number of processes) and finishes the adapter."""
     out = tmp_path / "circle"
-    argv = TRAIN[:3] + ["--steps", "40", "--checkpoint-every", "2", "--batch", "4", "-o", out]
+    argv = TRAIN[:5] + ["--steps", "40", "--checkpoint-every", "2", "--batch", "4", "-o", out]
     proc = start(argv + ["--num-processes", "2"], start_new_session=True)
     wait_for(out.with_name("circle.partial") / "state.json", proc, timeout=180)
     ranks = _ranks_of(proc.pid)
