@@ -87,7 +87,7 @@ def test_robust_training_runs_on_a_real_base(tiny_sd, tmp_path, monkeypatch, cap
     assert all("<duge-attack-0>" in p and "church" not in p for p in prompts)
     out = tmp_path / "r"
     assert main(["train", "--base", tiny_sd, "--concept", "church", "--kind", "object", "--robust", "--steps", "2",
-                 "--batch", "2", "-o", str(out), "--json"]) == 0
+                 "--batch", "2", "--max-prompts", "8", "-o", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["hyperparameters"]["adversarial_rounds"] == adversarial.ROUNDS
 
 

@@ -13,7 +13,7 @@ from tiny import build_tiny_classifier, build_tiny_clip
 
 from tiny import TINY_WORDS
 
-STEPS = ["--steps", "3", "--batch", "2", "--gen-batch", "16"]
+STEPS = ["--steps", "3", "--batch", "2", "--gen-batch", "16", "--max-prompts", "8"]
 
 
 @pytest.fixture(scope="module")

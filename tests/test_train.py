@@ -282,7 +282,7 @@ def test_documented_parameters_are_accepted_by_weight(tmp_path, capsys, monkeypa
     monkeypatch.setenv("DUGE_LORA_CACHE", str(cache))
     out = tmp_path / "a"
     code = main(["train", "--concept", "circle", "--method", method, "--weight", weight, "--steps", "1", "--batch", "2",
-                 "-o", str(out), "--json"])
+                 "--max-prompts", "8", "-o", str(out), "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     name, value = weight.split("=")
