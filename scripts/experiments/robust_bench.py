@@ -1,0 +1,25 @@
+"""What the robust-preset experiments share: a bench of duge-robust alone through the library (one process, one
+thread), on quick's chain or on {"sequence": S, "seeds": [...]} from the experiment's JSON, printing each step."""
+import json
+import time
+from pathlib import Path
+
+from duge_lora.bench import prepare_dir, run_bench
+from duge_lora.bench_config import SEQUENCES, BenchConfig
+from duge_lora.bench_results import collect
+
+
+def run(out: Path, over: dict) -> None:
+    b = over.get("bench", {})
+    kw = {"methods": ("duge-robust",), "ablation": ()}
+    if "sequence" in b:
+        kw["sequence"] = SEQUENCES[b["sequence"]]
+    if "seeds" in b:
+        kw["seeds"] = tuple(b["seeds"])
+    cfg = BenchConfig(**kw) if b else BenchConfig.quick(**kw)
+    t0 = time.time()
+    prepare_dir(out, cfg, False)
+    run_bench(cfg, out, workers=1)
+    print(json.dumps(over), f"{time.time() - t0:.0f}s")
+    for st in collect(cfg, out)["methods"]["duge-robust"]["steps"]:
+        print(st.get("step"), {k: st.get(k) for k in ("mean_ua", "ira", "cra", "erosion", "recovered")})
