@@ -12,7 +12,7 @@ from duge_lora_cli.main import main
 
 ARGS = ["bench", "--quick", "--sequence", "circle,red", "--methods", "duge,uce", "--ablation", "no-reg",
         "--steps", "8", "--workers", "2", "--seeds", "0,1", "--seeded", "uce", "--attack-steps", "10",
-        "--scene-fraction", "6"]
+        "--scene-fraction", "8"]
 KEYS = {"step", "target", "ua", "ua_prev", "ira", "cra", "erosion", "fd", "seconds", "peak_mb"}
 
 
@@ -66,7 +66,7 @@ def test_report_files(bench_dir):
         with Image.open(bench_dir / "plots" / f"{metric}.png") as im:
             assert im.size[0] > 300
     cfg = BenchConfig.quick(sequence=("circle", "red"), methods=("duge", "uce"), ablation=("no-reg",), steps=8,
-                            scene_fraction=6)
+                            scene_fraction=8)
     rows = len(probe_rows(cfg))
     for name in ("duge", "uce", "duge-no-reg"):
         with Image.open(bench_dir / "grids" / f"{name}.png") as im:
