@@ -150,7 +150,7 @@ def train(
 
 
 def _config(method, steps, lr, batch, seed, rank, alpha, targets, weight, checkpoint_every, mixed_precision,
-            gradient_checkpointing, init, robust, max_prompts=T.max_prompts) -> TrainConfig:
+            gradient_checkpointing, init, robust, max_prompts) -> TrainConfig:
     """The TrainConfig of the command line; --robust applies adversarial.robust_preset (what was given wins)."""
     given = parse_weights(weight or []) or None
     lora = LoraSpec(rank=rank, alpha=alpha, targets=tuple(t.strip() for t in targets.split(",") if t.strip())

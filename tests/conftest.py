@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -24,8 +25,6 @@ from tiny import TINY_WORDS, build_tiny_sd  # noqa: E402,F401
 @pytest.fixture(scope="session")
 def data_cache():
     """The session's data cache (DUGE_LORA_CACHE, above), for tests that pass a cache folder by hand."""
-    from pathlib import Path
-
     return Path(SESSION_CACHE)
 
 

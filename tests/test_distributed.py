@@ -23,14 +23,13 @@ def test_shards_cover_each_segment_once():
 
 
 def test_two_processes_give_the_one_process_gradient(tmp_path, data_cache):
-    cache = data_cache
     out = tmp_path / "grads.safetensors"
-    assert launch([str(out), str(cache)], 2, entry=(str(SCRIPT),)) == 0
+    assert launch([str(out), str(data_cache)], 2, entry=(str(SCRIPT),)) == 0
     two = load_file(str(out))
     sys.path.insert(0, str(SCRIPT.parent))
     from one_step import one_step_grads
 
-    one = one_step_grads(Ranks(), cache)
+    one = one_step_grads(Ranks(), data_cache)
     assert len(one) == len(two) > 0
     diff = max(float((g - two[f"g{i}"]).abs().max()) for i, g in enumerate(one))
     scale = max(float(g.abs().max()) for g in one)

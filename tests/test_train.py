@@ -21,11 +21,10 @@ from duge_lora_cli.main import main
 FAST = dict(steps=2, batch=2, max_prompts=4, checkpoint_every=0)
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One data cache for the module's tests (the data of a request is drawn once; test_cached_data_is_reused has
-    its own, empty one)."""
-    return tmp_path_factory.mktemp("cache")
+@pytest.fixture
+def cache(data_cache):
+    """The session's data cache (conftest.py); test_cached_data_is_reused has its own, empty one."""
+    return data_cache
 
 
 def probe(unet, seed=0):
