@@ -43,12 +43,13 @@ def rank_main(out: Path) -> int:
 
     from .bench import STATE_FILE, ceiling, run_chain
     from .bench_config import BenchConfig, runs_of
+    from .distributed import thread_share
     from .errors import DugeError
 
     state = PartialState(cpu=True)
     rank, world = state.process_index, state.num_processes
     cfg = BenchConfig.from_dict(json.loads((out / STATE_FILE).read_text())["config"])
-    threads = max(1, (os.cpu_count() or 1) // world)
+    threads = thread_share(world)
     progress_file(out, rank).parent.mkdir(exist_ok=True)
     with open(progress_file(out, rank), "a", encoding="utf-8") as log:
         def report(msg: dict) -> None:

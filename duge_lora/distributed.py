@@ -133,6 +133,11 @@ def check_processes(n: int, batch: int, device: torch.device) -> None:
                          option="batch")
 
 
+def thread_share(n: int) -> int:
+    """Each of n processes' share of this machine's cores (at least one thread)."""
+    return max(1, (os.cpu_count() or 1) // n)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -152,7 +157,7 @@ def start_ranks(argv: list[str], n: int, entry: tuple[str, ...] = ("-m", "duge_l
         env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(n), LOCAL_WORLD_SIZE=str(n),
                    GROUP_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), **{CHILD_ENV: "1"})
         if omp_threads:
-            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
+            env.setdefault("OMP_NUM_THREADS", str(thread_share(n)))
         quiet = {} if rank == 0 and not quiet_all else {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         try:
             procs.append(subprocess.Popen([sys.executable, *entry, *argv], env=env, **quiet))

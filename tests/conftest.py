@@ -13,23 +13,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # pass their own folder.
 SESSION_CACHE = tempfile.mkdtemp(prefix="duge-lora-test-cache-")
 os.environ["DUGE_LORA_CACHE"] = SESSION_CACHE
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from duge_lora.distributed import thread_share  # noqa: E402
+from duge_lora.models import load_base  # noqa: E402
+from tiny import TINY_WORDS, build_tiny_sd  # noqa: E402,F401
+
 # Under pytest-xdist (the README's test command runs `-n auto --dist loadfile`: a file's tests share one worker, so a
 # module's fixture, e.g. test_bench's four-run bench, is built once), each worker gets its share of the cores: torch's
 # default of one thread per core in every worker oversubscribes the machine, and the processes a test starts inherit
 # the share through OMP_NUM_THREADS.
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from duge_lora.models import load_base  # noqa: E402
-from tiny import TINY_WORDS, build_tiny_sd  # noqa: E402,F401
-
-if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))   # in case torch was imported before this file
-
-
+    THREADS = thread_share(int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)
+    torch.set_num_threads(THREADS)
 
 
 @pytest.fixture(scope="session")

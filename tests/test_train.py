@@ -21,12 +21,6 @@ from duge_lora_cli.main import main
 FAST = dict(steps=2, batch=2, max_prompts=4, checkpoint_every=0)
 
 
-@pytest.fixture
-def cache(data_cache):
-    """The session's data cache (conftest.py); test_cached_data_is_reused has its own, empty one."""
-    return data_cache
-
-
 def probe(unet, seed=0):
     g = torch.Generator().manual_seed(seed)
     c = unet.config
@@ -97,33 +91,33 @@ def test_cached_data_is_reused_and_parents_are_recorded(circle):
     assert rec.final_losses["overlap"] > 0            # switched on: adapter 2 is measured against adapter 1
 
 
-def test_interrupted_run_resumes_to_the_same_adapter(tmp_path, cache):
+def test_interrupted_run_resumes_to_the_same_adapter(tmp_path, data_cache):
     cfg = TrainConfig(steps=4, batch=2, max_prompts=4, checkpoint_every=2)
     straight = tmp_path / "straight"
-    train_adapter(load_base("toy", device="cpu"), TOY.make_request("star"), [], cfg, straight, cache=cache)
+    train_adapter(load_base("toy", device="cpu"), TOY.make_request("star"), [], cfg, straight, cache=data_cache)
 
     def interrupt(stage, step, total, info):
         if stage == "train" and step == 3:
             raise KeyboardInterrupt
     out = tmp_path / "resumed"
     with pytest.raises(TrainingStopped, match="resume"):
-        train_adapter(load_base("toy", device="cpu"), TOY.make_request("star"), [], cfg, out, cache=cache, progress=interrupt)
+        train_adapter(load_base("toy", device="cpu"), TOY.make_request("star"), [], cfg, out, cache=data_cache, progress=interrupt)
     assert not out.exists() and (partial_dir(out) / "checkpoint.safetensors").exists()
-    train_adapter(load_base("toy", device="cpu"), TOY.make_request("star"), [], cfg, out, cache=cache, resume=True)
+    train_adapter(load_base("toy", device="cpu"), TOY.make_request("star"), [], cfg, out, cache=data_cache, resume=True)
     a, b = load_file(str(straight / "pytorch_lora_weights.safetensors")), load_file(str(out / "pytorch_lora_weights.safetensors"))
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert not partial_dir(out).exists()
 
 
 @pytest.mark.parametrize("term", ["ca_attn", "ca_eps", "pp", "pp_kv", "replay", "drift", "keep", "protect", "keep_attn", "keep_ff"])
-def test_each_loss_term_decreases_when_optimised(term, cache):
+def test_each_loss_term_decreases_when_optimised(term, data_cache):
     """Start from a random (non-zero) adapter so every term is positive, then optimise that term alone (protect
     needs an earlier target: the shipped circle adapter)."""
     cfg = TrainConfig(steps=1, batch=4, max_prompts=6, weights={k: 0.0 for k in DEFAULT_WEIGHTS} | {term: 1.0}, lr=1e-2,
                       init="zero")          # peft's random A with the random B below (the closed-form start has its own test)
     parents = [read_adapter(Path(__file__).parent.parent / "adapters" / "toy" / "circle")] if term == "protect" else []
     req = TOY.make_request("square", earlier=[p.record.request for p in parents])
-    s = prepare(load_base("toy", device="cpu"), req, parents, cfg, cache)
+    s = prepare(load_base("toy", device="cpu"), req, parents, cfg, data_cache)
     torch.manual_seed(0)
     with torch.no_grad():
         for name, p in s.step.unet.named_parameters():
@@ -202,29 +196,29 @@ def test_bad_earlier_adapters_are_refused(circle, tmp_path, capsys):
     assert code == 3 and "adapts other modules" in err
 
 
-def test_non_finite_loss_stops_with_a_clear_message(tmp_path, cache):
+def test_non_finite_loss_stops_with_a_clear_message(tmp_path, data_cache):
     cfg = TrainConfig(steps=4, batch=2, max_prompts=4, checkpoint_every=0, weights={"ca_eps": 1e300})  # overflows float32
     with pytest.raises(TrainingStopped, match="loss became"):
-        train_adapter(load_base("toy", device="cpu"), TOY.make_request("heart"), [], cfg, tmp_path / "o", cache=cache)
+        train_adapter(load_base("toy", device="cpu"), TOY.make_request("heart"), [], cfg, tmp_path / "o", cache=data_cache)
     assert not (tmp_path / "o").exists()
 
 
-def test_trains_on_a_tiny_sd_architecture_base(tiny_sd, tmp_path, cache):
+def test_trains_on_a_tiny_sd_architecture_base(tiny_sd, tmp_path, data_cache):
     base = load_base(tiny_sd, device="cpu")
     req = base.world.make_request("horse", anchor="a dog", preserve=["cat"])
     rec = train_adapter(base, req, [], TrainConfig(steps=2, batch=2, max_prompts=4, checkpoint_every=0,
                                                    mixed_precision="bf16", gradient_checkpointing=True),
-                        tmp_path / "horse", cache=cache)
+                        tmp_path / "horse", cache=data_cache)
     assert rec.request.axis == "object" and "kind" in rec.request.defaults and rec.base.source == tiny_sd
     assert read_adapter(tmp_path / "horse").spec.targets == ("k", "v")
 
 
 @pytest.mark.parametrize("method, terms", [("naive", {"ca_attn", "ca_eps"}), ("l2sp", {"ca_attn", "ca_eps", "drift"}),
                                            ("ablate", {"ca_eps"}), ("esd", {"esd"})])
-def test_baseline_objectives_train_two_steps(method, terms, tmp_path, cache):
+def test_baseline_objectives_train_two_steps(method, terms, tmp_path, data_cache):
     """The baselines are registry entries: the same loop, data and adapter shape."""
     rec = train_adapter(load_base("toy", device="cpu"), TOY.make_request("triangle"), [],
-                        TrainConfig(method=method, **FAST), tmp_path / method, cache=cache)
+                        TrainConfig(method=method, **FAST), tmp_path / method, cache=data_cache)
     assert rec.method == method and set(rec.final_losses) == terms | {"loss"}
     assert rec.final_losses["loss"] > 0
     assert read_adapter(tmp_path / method).record.method == method
@@ -243,13 +237,13 @@ def test_uce_closed_form_baseline(tmp_path):
     assert (probe(fresh.pipe.unet) - before).abs().max() > 1e-4
 
 
-def test_closed_form_start(tmp_path, cache):
+def test_closed_form_start(tmp_path, data_cache):
     """--init uce: adapter k starts at UCE's closed-form edit of theta_{k-1} (the DUGE losses then refine it)."""
     from duge_lora.adapter import factors
     from duge_lora.uce import uce_factors
 
     cfg = TrainConfig(init="uce", **FAST)
-    s = prepare(load_base("toy", device="cpu"), TOY.make_request("star"), [], cfg, cache)
+    s = prepare(load_base("toy", device="cpu"), TOY.make_request("star"), [], cfg, data_cache)
     expected, _ = uce_factors(load_base("toy", device="cpu"), TOY.make_request("star"), [], cfg.lora, cfg.seed)
     live = factors(s.step.unet, NEW)
     assert set(live) == set(expected)
@@ -260,14 +254,14 @@ def test_closed_form_start(tmp_path, cache):
 
 
 @pytest.mark.parametrize("method", ["duge", "naive", "uce"])
-def test_query_and_output_projections_can_be_adapted(method, tmp_path, cache):
+def test_query_and_output_projections_can_be_adapted(method, tmp_path, data_cache):
     """--targets q,k,v,out: to_q and to_out read image features, not the text states, so the key/value terms
     (pp_kv, keep, protect) and UCE's closed form apply to to_k/to_v alone; every method still trains all four
     (before 2026-11-30 every method failed here with a shape error)."""
     base = load_base("toy", "cpu")
     lora = LoraSpec(targets=("q", "k", "v", "out"))
     record = train_adapter(base, TOY.make_request("circle"), [], TrainConfig(method=method, lora=lora, **FAST),
-                           tmp_path / "a", cache=cache)
+                           tmp_path / "a", cache=data_cache)
     saved = load_file(str(tmp_path / "a" / "pytorch_lora_weights.safetensors"))
     assert {k.split(".attn2.")[1].split(".lora")[0] for k in saved} == {"to_q", "to_k", "to_v", "to_out.0"}
     if method != "uce":
@@ -276,9 +270,9 @@ def test_query_and_output_projections_can_be_adapted(method, tmp_path, cache):
 
 
 @pytest.mark.parametrize("method, weight", [("esd", "esd_eta=2"), ("duge", "pp_dreambooth=1"), ("uce", "uce_lambda=0.5")])
-def test_documented_parameters_are_accepted_by_weight(tmp_path, capsys, monkeypatch, method, weight, cache):
+def test_documented_parameters_are_accepted_by_weight(tmp_path, capsys, monkeypatch, method, weight, data_cache):
     """method.md names --weight esd_eta=..., pp_dreambooth=1 and uce_lambda=...: each trains, and the record keeps it."""
-    monkeypatch.setenv("DUGE_LORA_CACHE", str(cache))
+    monkeypatch.setenv("DUGE_LORA_CACHE", str(data_cache))
     out = tmp_path / "a"
     code = main(["train", "--concept", "circle", "--method", method, "--weight", weight, "--steps", "1", "--batch", "2",
                  "--max-prompts", "8", "-o", str(out), "--json"])
