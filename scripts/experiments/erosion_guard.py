@@ -1,0 +1,150 @@
+"""The robust preset with an erosion guard, as run for docs/benchmarks.md "An erosion guard": after each request
+is trained with the preset, the toy judge compares theta_{k-1} and theta_k on a few scenes of every concept the
+request could wear away (the request's axis and its preserve set, less the erased ones): GUARD_SCENES scenes x 2
+images each, the same seeds for both models. A concept that theta_k draws right on GUARD_DROP or more fewer images
+than theta_{k-1} is eroded; the request is then trained again with keep_ff (losses._keep_ff) at KEEP_FF on the
+preserve and replay rows of the eroded concepts only (the first adapter is kept beside it as NN-concept.preset).
+A bench of duge-robust alone through the library (one process, one thread). Usage (from the repository root):
+
+    HF_HUB_OFFLINE=1 PYTHONPATH=scripts/experiments python scripts/experiments/erosion_guard.py OUT '{"bench": {"sequence": "default", "seeds": [1]}}'
+
+Optional keys: "keep_ff" (default 15), "drop" (default 3 images of 16), "scenes" (default 8), "scope" ("near", the
+default: the request's axis and preserve set; "all": every concept of the world not erased, theta_{k-1}'s hits
+taken from the last request's check). The guard's
+decisions are written to OUT/guard.jsonl. Not a test and not a benchmark command."""
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from robust_bench import run
+
+from duge_lora import adversarial, bench, losses, step, trainset
+from duge_lora.toy import world
+
+torch.set_num_threads(1)
+out, over = Path(sys.argv[1]), json.loads(sys.argv[2])
+KEEP_FF, DROP, SCENES = float(over.get("keep_ff", 15)), int(over.get("drop", 3)), int(over.get("scenes", 8))
+SCOPE = over.get("scope", "near")              # "near": the request's axis and preserve set; "all": every concept
+LAST = {"hits": None}                          # with "all": theta_k's hits, theta_{k+1}'s "before"
+GUARD = {"words": None}                        # the eroded concepts while a request is trained again
+PROMPTS: dict[int, list[str]] = {}             # id(data.emb) -> its rows' prompts (make_data's `everything`)
+ROWS = {"mask": None}
+
+_encode = trainset.encode_prompts
+
+
+def encode_prompts(base, prompts):
+    states = _encode(base, prompts)
+    PROMPTS[id(states)] = list(prompts)
+    return states
+
+
+_sample = step.sample_batch
+
+
+def sample_batch(data, segments, n, gen):
+    """step.sample_batch, remembering which kept rows (preserve, then replay) show an eroded concept."""
+    x0, e_train, e_ref, seg = _sample(data, segments, n, gen)
+    names = getattr(data, "row_prompts", None)
+    if GUARD["words"] and names is not None:
+        kept = [e for s in ("preserve", "replay") if s in seg for e in e_train[seg[s]]]
+        ROWS["mask"] = torch.tensor([e < len(names) and bool(GUARD["words"] & set(names[e].split())) for e in kept])
+    return x0, e_train, e_ref, seg
+
+
+_make = trainset.make_data
+
+
+def make_data(*a, **k):
+    data = _make(*a, **k)
+    data.row_prompts = PROMPTS.get(id(data.emb))
+    return data
+
+
+def keep_ff_rows(o, w):
+    mask = ROWS["mask"]
+    if not o.ff_keep or mask is None or not mask.any():
+        return o.ff_keep[0].new_zeros(1) if o.ff_keep else None
+    return losses.attention_loss([x[mask] for x in o.ff_keep], [x[mask] for x in o.ff_keep_ref])
+
+
+_preset = adversarial.robust_preset
+
+
+def preset(cfg, targets_given=False, weights_given=None):
+    cfg = _preset(cfg, targets_given, weights_given)
+    return cfg if not GUARD["words"] else replace(cfg, weights={**cfg.weights, "keep_ff": KEEP_FF})
+
+
+def hits(adapters, concepts, seed):
+    """Per concept, the judge's right answers on its axis over GUARD_SCENES scenes x 2 images of the model."""
+    from duge_lora.compose import apply_to_base
+    from duge_lora.evaluate import default_judge
+    from duge_lora.generate import generate
+    from duge_lora.models import load_base
+    from duge_lora.toy.judge import correct
+
+    model = load_base("toy", "cpu")
+    if adapters:
+        apply_to_base(model, [str(a) for a in adapters])
+    res = {}
+    for c in concepts:
+        axis = world.axis_of(c)
+        scenes = [s for s in world.all_scenes() if getattr(s, world.SLOT[axis]) == c]
+        scenes = scenes[::max(1, len(scenes) // SCENES)][:SCENES]
+        images = generate(model, [s.prompt() for s in scenes], 2, 7000 + seed)
+        ok = correct(default_judge(), images.reshape(-1, *images.shape[2:]), [s for s in scenes for _ in range(2)])
+        res[c] = int(ok[axis].sum())
+    return res
+
+
+_train = bench._train_request
+
+
+def train_request(run_, cfg, out_, req, adapters, adapter, say):
+    if (adapter / "duge.json").exists():
+        return _train(run_, cfg, out_, req, adapters, adapter, say)
+    record, live = _train(run_, cfg, out_, req, adapters, adapter, say)
+    from duge_lora.bench_config import chain_requests
+    from duge_lora.worlds import drawn_as
+
+    earlier = chain_requests(cfg.sequence)[:len(adapters)]
+    gone = {req.concept} | {e.concept for e in earlier} | {e.concept for e in drawn_as(req, earlier)}
+    axis_words = {"object": world.OBJECTS, "character": world.CHARACTERS, "color": world.COLORS, "style": world.STYLES}
+    near = set(axis_words[req.axis]) | {world.canonical(p) for p in req.preserve}
+    concepts = sorted((set(world.OBJECTS + world.CHARACTERS + world.COLORS + world.STYLES) if SCOPE == "all" else near) - gone)
+    t0 = time.time()
+    last = LAST["hits"] if SCOPE == "all" and LAST["hits"] is not None else None
+    before = {c: last[c] for c in concepts} if last else hits(adapters, concepts, run_.seed)
+    after = hits([*adapters, adapter], concepts, run_.seed)
+    eroded = sorted(c for c in concepts if before[c] - after[c] >= DROP)
+    note = {"request": req.concept, "before": before, "after": after, "eroded": eroded, "check_s": round(time.time() - t0, 1)}
+    if eroded:
+        adapter.rename(adapter.with_name(adapter.name + ".preset"))
+        GUARD["words"] = set(eroded)
+        try:
+            record, live = _train(run_, cfg, out_, req, adapters, adapter, say)
+        finally:
+            GUARD["words"], ROWS["mask"] = None, None
+        again = hits([*adapters, adapter], concepts if SCOPE == "all" else eroded, run_.seed)
+        note["again"] = {c: again[c] for c in eroded}
+        after = again
+    LAST["hits"] = after
+    with open(out_ / "guard.jsonl", "a") as f:
+        f.write(json.dumps(note) + "\n")
+    print(json.dumps(note), flush=True)
+    return record, live
+
+
+trainset.encode_prompts, trainset.make_data = encode_prompts, make_data
+import duge_lora.train as train_mod  # noqa: E402
+train_mod.make_data = make_data
+step.sample_batch = sample_batch
+losses.TERMS["keep_ff"] = losses.Term(keep_ff_rows, 0.0)
+adversarial.robust_preset = preset
+bench._train_request = train_request
+run(out, over)
