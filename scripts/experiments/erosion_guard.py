@@ -10,7 +10,8 @@ A bench of duge-robust alone through the library (one process, one thread). Usag
 
 Optional keys: "keep_ff" (default 15), "drop" (default 3 images of 16), "scenes" (default 8), "scope" ("near", the
 default: the request's axis and preserve set; "all": every concept of the world not erased, theta_{k-1}'s hits
-taken from the last request's check). The guard's
+taken from the last request's check), "shown" ("any", the default: any scene of the concept; "kept": only the
+scenes that show no erased concept, those the bench's erosion is measured on; theta_{k-1} is then judged again). The guard's
 decisions are written to OUT/guard.jsonl. Not a test and not a benchmark command."""
 import json
 import sys
@@ -28,6 +29,7 @@ torch.set_num_threads(1)
 out, over = Path(sys.argv[1]), json.loads(sys.argv[2])
 KEEP_FF, DROP, SCENES = float(over.get("keep_ff", 15)), int(over.get("drop", 3)), int(over.get("scenes", 8))
 SCOPE = over.get("scope", "near")              # "near": the request's axis and preserve set; "all": every concept
+SHOWN = over.get("shown", "any")               # "kept": only scenes that show no erased concept (the bench's erosion set)
 LAST = {"hits": None}                          # with "all": theta_k's hits, theta_{k+1}'s "before"
 GUARD = {"words": None}                        # the eroded concepts while a request is trained again
 PROMPTS: dict[int, list[str]] = {}             # id(data.emb) -> its rows' prompts (make_data's `everything`)
@@ -79,7 +81,7 @@ def preset(cfg, targets_given=False, weights_given=None):
     return cfg if not GUARD["words"] else replace(cfg, weights={**cfg.weights, "keep_ff": KEEP_FF})
 
 
-def hits(adapters, concepts, seed):
+def hits(adapters, concepts, seed, gone=frozenset()):
     """Per concept, the judge's right answers on its axis over GUARD_SCENES scenes x 2 images of the model."""
     from duge_lora.compose import apply_to_base
     from duge_lora.evaluate import default_judge
@@ -94,6 +96,8 @@ def hits(adapters, concepts, seed):
     for c in concepts:
         axis = world.axis_of(c)
         scenes = [s for s in world.all_scenes() if getattr(s, world.SLOT[axis]) == c]
+        if SHOWN == "kept":               # the scenes the bench's erosion counts: none of them shows an erased concept
+            scenes = [s for s in scenes if not gone & {s.subject, s.color, s.style}] or scenes
         scenes = scenes[::max(1, len(scenes) // SCENES)][:SCENES]
         images = generate(model, [s.prompt() for s in scenes], 2, 7000 + seed)
         ok = correct(default_judge(), images.reshape(-1, *images.shape[2:]), [s for s in scenes for _ in range(2)])
@@ -118,8 +122,8 @@ def train_request(run_, cfg, out_, req, adapters, adapter, say):
     concepts = sorted((set(world.OBJECTS + world.CHARACTERS + world.COLORS + world.STYLES) if SCOPE == "all" else near) - gone)
     t0 = time.time()
     last = LAST["hits"] if SCOPE == "all" and LAST["hits"] is not None else None
-    before = {c: last[c] for c in concepts} if last else hits(adapters, concepts, run_.seed)
-    after = hits([*adapters, adapter], concepts, run_.seed)
+    before = {c: last[c] for c in concepts} if last and SHOWN != "kept" else hits(adapters, concepts, run_.seed, gone)
+    after = hits([*adapters, adapter], concepts, run_.seed, gone)
     eroded = sorted(c for c in concepts if before[c] - after[c] >= DROP)
     note = {"request": req.concept, "before": before, "after": after, "eroded": eroded, "check_s": round(time.time() - t0, 1)}
     if eroded:
@@ -129,7 +133,7 @@ def train_request(run_, cfg, out_, req, adapters, adapter, say):
             record, live = _train(run_, cfg, out_, req, adapters, adapter, say)
         finally:
             GUARD["words"], ROWS["mask"] = None, None
-        again = hits([*adapters, adapter], concepts if SCOPE == "all" else eroded, run_.seed)
+        again = hits([*adapters, adapter], concepts if SCOPE == "all" else eroded, run_.seed, gone)
         note["again"] = {c: again[c] for c in eroded}
         after = again
     LAST["hits"] = after
