@@ -29,8 +29,16 @@ TRAIN = ["train", "--concept", "circle", *SMALL, "--steps", "16", "--checkpoint-
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
 
 
+def _as_from_a_terminal() -> None:
+    """In the child before exec: SIGINT at its default, as a command typed in a terminal has it. A shell without job
+    control starts a background job (`bash .ci/run &`) with SIGINT ignored, its children inherit that, and Python
+    then installs no Ctrl-C handler: the tests would see a Ctrl-C ignored that a user's would not be."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(argv, **kw) -> subprocess.Popen:
-    return subprocess.Popen([BIN, *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, **kw)
+    return subprocess.Popen([BIN, *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=_as_from_a_terminal, **kw)
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
