@@ -36,9 +36,13 @@ def _as_from_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start(argv, **kw) -> subprocess.Popen:
+def start(argv, preexec_fn=None, **kw) -> subprocess.Popen:
+    def preexec():
+        _as_from_a_terminal()
+        if preexec_fn is not None:
+            preexec_fn()
     return subprocess.Popen([BIN, *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-                            preexec_fn=_as_from_a_terminal, **kw)
+                            preexec_fn=preexec, **kw)
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
