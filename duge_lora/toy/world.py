@@ -23,6 +23,7 @@ CHARACTERS = ("mickey", "kitty", "robo")
 COLORS = ("red", "orange", "yellow", "green", "blue", "purple")
 STYLES = ("solid", "striped", "outlined")
 AXES = ("object", "color", "style", "character")
+CONCEPTS = {"object": OBJECTS, "character": CHARACTERS, "color": COLORS, "style": STYLES}   # each axis's concepts
 
 # which field of a Scene holds each axis
 SLOT = {"object": "subject", "character": "subject", "color": "color", "style": "style"}
@@ -62,7 +63,7 @@ FILLER_WORDS = ("a", "picture", "of", "drawing", "shape", "figure")
 def axis_of(concept: str) -> str:
     """Which axis a concept word (or synonym) belongs to."""
     concept = canonical(concept)
-    for axis, names in (("object", OBJECTS), ("character", CHARACTERS), ("color", COLORS), ("style", STYLES)):
+    for axis, names in CONCEPTS.items():
         if concept in names:
             return axis
     raise KeyError(concept)

@@ -57,7 +57,7 @@ def anchor_candidates(word: str) -> list[str]:
         if c not in order and c != word and world.axis_of(c) == axis:
             order.append(c)
             queue += list(world.NEIGHBOURS.get(c, ()))
-    same = {"object": world.OBJECTS, "character": world.CHARACTERS, "color": world.COLORS, "style": world.STYLES}[axis]
+    same = world.CONCEPTS[axis]
     return order + [c for c in same if c not in order and c != word]
 
 

@@ -1,7 +1,8 @@
-"""The robust preset with an erosion guard, as run for docs/benchmarks.md "An erosion guard": after each request
+"""The robust preset with an erosion guard, as run for docs/benchmarks.md "Where the adversarial pairs go, and an
+erosion guard": after each request
 is trained with the preset, the toy judge compares theta_{k-1} and theta_k on a few scenes of every concept the
-request could wear away (the request's axis and its preserve set, less the erased ones): GUARD_SCENES scenes x 2
-images each, the same seeds for both models. A concept that theta_k draws right on GUARD_DROP or more fewer images
+request could wear away (the request's axis and its preserve set, less the erased ones): SCENES scenes x 2
+images each, the same seeds for both models. A concept that theta_k draws right on DROP or more fewer images
 than theta_{k-1} is eroded; the request is then trained again with keep_ff (losses._keep_ff) at KEEP_FF on the
 preserve and replay rows of the eroded concepts only (the first adapter is kept beside it as NN-concept.preset).
 A bench of duge-robust alone through the library (one process, one thread). Usage (from the repository root):
@@ -82,7 +83,7 @@ def preset(cfg, targets_given=False, weights_given=None):
 
 
 def hits(adapters, concepts, seed, gone=frozenset()):
-    """Per concept, the judge's right answers on its axis over GUARD_SCENES scenes x 2 images of the model."""
+    """Per concept, the judge's right answers on its axis over SCENES scenes x 2 images of the model."""
     from duge_lora.compose import apply_to_base
     from duge_lora.evaluate import default_judge
     from duge_lora.generate import generate
@@ -92,7 +93,7 @@ def hits(adapters, concepts, seed, gone=frozenset()):
     model = load_base("toy", "cpu")
     if adapters:
         apply_to_base(model, [str(a) for a in adapters])
-    res = {}
+    res, judge = {}, default_judge()
     for c in concepts:
         axis = world.axis_of(c)
         scenes = [s for s in world.all_scenes() if getattr(s, world.SLOT[axis]) == c]
@@ -100,7 +101,7 @@ def hits(adapters, concepts, seed, gone=frozenset()):
             scenes = [s for s in scenes if not gone & {s.subject, s.color, s.style}] or scenes
         scenes = scenes[::max(1, len(scenes) // SCENES)][:SCENES]
         images = generate(model, [s.prompt() for s in scenes], 2, 7000 + seed)
-        ok = correct(default_judge(), images.reshape(-1, *images.shape[2:]), [s for s in scenes for _ in range(2)])
+        ok = correct(judge, images.reshape(-1, *images.shape[2:]), [s for s in scenes for _ in range(2)])
         res[c] = int(ok[axis].sum())
     return res
 
@@ -117,9 +118,8 @@ def train_request(run_, cfg, out_, req, adapters, adapter, say):
 
     earlier = chain_requests(cfg.sequence)[:len(adapters)]
     gone = {req.concept} | {e.concept for e in earlier} | {e.concept for e in drawn_as(req, earlier)}
-    axis_words = {"object": world.OBJECTS, "character": world.CHARACTERS, "color": world.COLORS, "style": world.STYLES}
-    near = set(axis_words[req.axis]) | {world.canonical(p) for p in req.preserve}
-    concepts = sorted((set(world.OBJECTS + world.CHARACTERS + world.COLORS + world.STYLES) if SCOPE == "all" else near) - gone)
+    near = set(world.CONCEPTS[req.axis]) | {world.canonical(p) for p in req.preserve}
+    concepts = sorted(({c for names in world.CONCEPTS.values() for c in names} if SCOPE == "all" else near) - gone)
     t0 = time.time()
     last = LAST["hits"] if SCOPE == "all" and LAST["hits"] is not None else None
     before = {c: last[c] for c in concepts} if last and SHOWN != "kept" else hits(adapters, concepts, run_.seed, gone)

@@ -27,7 +27,6 @@ from duge_lora.toy.judge import predict
 
 IMAGES = 6
 AXES = ("object", "color", "style")                   # the axes counted per class (world.SLOT: the scene's field)
-NAMES = {"object": world.OBJECTS, "character": world.CHARACTERS, "color": world.COLORS, "style": world.STYLES}
 
 
 def sample(model, scenes, seed: int) -> dict[str, np.ndarray]:
@@ -55,7 +54,7 @@ def read_as(model, concept: str, seed: int) -> dict:
     scenes = [s for s in world.all_scenes() if getattr(s, world.SLOT[axis]) == concept]
     images = generate(model, [s.prompt() for s in scenes], 2, 100 + seed)
     pred = predict(default_judge(), images.reshape(-1, *images.shape[2:]))[axis]
-    return {NAMES[axis][i]: n for i, n in Counter(pred.tolist()).most_common()}
+    return {world.CONCEPTS[axis][i]: n for i, n in Counter(pred.tolist()).most_common()}
 
 
 def main() -> None:
