@@ -12,7 +12,10 @@ A bench of duge-robust alone through the library (one process, one thread). Usag
 Optional keys: "keep_ff" (default 15), "drop" (default 3 images of 16), "scenes" (default 8), "scope" ("near", the
 default: the request's axis and preserve set; "all": every concept of the world not erased, theta_{k-1}'s hits
 taken from the last request's check), "shown" ("any", the default: any scene of the concept; "kept": only the
-scenes that show no erased concept, those the bench's erosion is measured on; theta_{k-1} is then judged again). The guard's
+scenes that show no erased concept, those the bench's erosion is measured on; theta_{k-1} is then judged again), "pick"
+(attack steps, default 0 = off: when the guard fires, the request's concept is attacked (attack.run_attack, seed
+100 + the run's seed, not the bench's) on theta_k from both trainings, and the second is kept only if the attacker
+gets back no more than "margin" (default 0.15) above the first; else the first is put back). The guard's
 decisions are written to OUT/guard.jsonl. Not a test and not a benchmark command."""
 import json
 import sys
@@ -30,6 +33,7 @@ torch.set_num_threads(1)
 out, over = Path(sys.argv[1]), json.loads(sys.argv[2])
 KEEP_FF, DROP, SCENES = float(over.get("keep_ff", 15)), int(over.get("drop", 3)), int(over.get("scenes", 8))
 SCOPE = over.get("scope", "near")              # "near": the request's axis and preserve set; "all": every concept
+PICK, MARGIN = int(over.get("pick", 0)), float(over.get("margin", 0.15))
 SHOWN = over.get("shown", "any")               # "kept": only scenes that show no erased concept (the bench's erosion set)
 LAST = {"hits": None}                          # with "all": theta_k's hits, theta_{k+1}'s "before"
 GUARD = {"words": None}                        # the eroded concepts while a request is trained again
@@ -109,6 +113,30 @@ def hits(adapters, concepts, seed, gone=frozenset()):
 _train = bench._train_request
 
 
+def recovered(adapters, concept, seed):
+    """The attacker's share on base + adapters for one concept (the library's attack, no ceiling)."""
+    from duge_lora.attack import AttackConfig, run_attack
+
+    return run_attack("toy", [str(a) for a in adapters], concept, AttackConfig(steps=PICK, seed=100 + seed),
+                      with_ceiling=False).recovered
+
+
+def pick(note, run_, req, adapters, adapter, record, live, after, first_after):
+    """Keep the second training unless the attacker gets the concept back more than MARGIN above the first's."""
+    from duge_lora.records import resolve_adapter
+
+    first = adapter.with_name(adapter.name + ".preset")
+    r1, r2 = recovered([*adapters, first], req.concept, run_.seed), recovered([*adapters, adapter], req.concept, run_.seed)
+    note["recovered"] = {"preset": r1, "guarded": r2}
+    if r2 <= r1 + MARGIN:
+        note["kept"] = "guarded"
+        return record, live, after
+    note["kept"] = "preset"
+    adapter.rename(adapter.with_name(adapter.name + ".guarded"))
+    first.rename(adapter)
+    return resolve_adapter(adapter).record, None, first_after
+
+
 def train_request(run_, cfg, out_, req, adapters, adapter, say):
     if (adapter / "duge.json").exists():
         return _train(run_, cfg, out_, req, adapters, adapter, say)
@@ -126,6 +154,7 @@ def train_request(run_, cfg, out_, req, adapters, adapter, say):
     after = hits([*adapters, adapter], concepts, run_.seed, gone)
     eroded = sorted(c for c in concepts if before[c] - after[c] >= DROP)
     note = {"request": req.concept, "before": before, "after": after, "eroded": eroded, "check_s": round(time.time() - t0, 1)}
+    first_after = after
     if eroded:
         adapter.rename(adapter.with_name(adapter.name + ".preset"))
         GUARD["words"] = set(eroded)
@@ -136,6 +165,8 @@ def train_request(run_, cfg, out_, req, adapters, adapter, say):
         again = hits([*adapters, adapter], concepts if SCOPE == "all" else eroded, run_.seed, gone)
         note["again"] = {c: again[c] for c in eroded}
         after = again
+        if PICK:
+            record, live, after = pick(note, run_, req, adapters, adapter, record, live, after, first_after)
     LAST["hits"] = after
     with open(out_ / "guard.jsonl", "a") as f:
         f.write(json.dumps(note) + "\n")
