@@ -12,7 +12,9 @@ A bench of duge-robust alone through the library (one process, one thread). Usag
 Optional keys: "keep_ff" (default 15), "drop" (default 3 images of 16), "scenes" (default 8), "scope" ("near", the
 default: the request's axis and preserve set; "all": every concept of the world not erased, theta_{k-1}'s hits
 taken from the last request's check), "shown" ("any", the default: any scene of the concept; "kept": only the
-scenes that show no erased concept, those the bench's erosion is measured on; theta_{k-1} is then judged again), "pick"
+scenes that show no erased concept, those the bench's erosion is measured on; theta_{k-1} is then judged again;
+"bench": every scene the bench's erosion is measured on after this request, 2 images each with the guard's seeds,
+each concept scored by the judge's right answers on its own axis over the scenes that show it), "pick"
 (attack steps, default 0 = off: when the guard fires, the request's concept is attacked (attack.run_attack, seed
 100 + the run's seed, not the bench's) on theta_k from both trainings, and the second is kept only if the attacker
 gets back no more than "margin" (default 0.15) above the first; else the first is put back). The guard's
@@ -38,7 +40,7 @@ SHOWN = over.get("shown", "any")               # "kept": only scenes that show n
 LAST = {"hits": None}                          # with "all": theta_k's hits, theta_{k+1}'s "before"
 GUARD = {"words": None}                        # the eroded concepts while a request is trained again
 PROMPTS: dict[int, list[str]] = {}             # id(data.emb) -> its rows' prompts (make_data's `everything`)
-ROWS = {"mask": None}
+ROWS = {"mask": None, "held": 0}              # held: kept rows under the guard's keep_ff, summed over batches
 
 _encode = trainset.encode_prompts
 
@@ -59,6 +61,7 @@ def sample_batch(data, segments, n, gen):
     if GUARD["words"] and names is not None:
         kept = [e for s in ("preserve", "replay") if s in seg for e in e_train[seg[s]]]
         ROWS["mask"] = torch.tensor([e < len(names) and bool(GUARD["words"] & set(names[e].split())) for e in kept])
+        ROWS["held"] += int(ROWS["mask"].sum())
     return x0, e_train, e_ref, seg
 
 
@@ -84,6 +87,29 @@ _preset = adversarial.robust_preset
 def preset(cfg, targets_given=False, weights_given=None):
     cfg = _preset(cfg, targets_given, weights_given)
     return cfg if not GUARD["words"] else replace(cfg, weights={**cfg.weights, "keep_ff": KEEP_FF})
+
+
+def bench_hits(adapters, scenes, seed):
+    """"shown": "bench": per concept, the judge's right answers on its axis over 2 images of each given scene."""
+    from duge_lora.compose import apply_to_base
+    from duge_lora.evaluate import default_judge
+    from duge_lora.generate import generate
+    from duge_lora.metrics import axis_mask
+    from duge_lora.models import load_base
+    from duge_lora.toy.judge import correct
+
+    model = load_base("toy", "cpu")
+    if adapters:
+        apply_to_base(model, [str(a) for a in adapters])
+    images = generate(model, [s.prompt() for s in scenes], 2, 7000 + seed)
+    twice = [s for s in scenes for _ in range(2)]
+    ok = correct(default_judge(), images.reshape(-1, *images.shape[2:]), twice)
+    res: dict[str, int] = {}
+    for axis in world.AXES:
+        for s, right in zip((s for s, m in zip(twice, axis_mask(twice, axis)) if m), ok[axis][axis_mask(twice, axis)]):
+            c = getattr(s, world.SLOT[axis])
+            res[c] = res.get(c, 0) + int(right)
+    return res
 
 
 def hits(adapters, concepts, seed, gone=frozenset()):
@@ -149,6 +175,8 @@ def train_request(run_, cfg, out_, req, adapters, adapter, say):
     near = set(world.CONCEPTS[req.axis]) | {world.canonical(p) for p in req.preserve}
     concepts = sorted(({c for names in world.CONCEPTS.values() for c in names} if SCOPE == "all" else near) - gone)
     t0 = time.time()
+    if SHOWN == "bench":
+        return guard_bench(run_, cfg, out_, req, adapters, adapter, say, record, live, t0)
     last = LAST["hits"] if SCOPE == "all" and LAST["hits"] is not None else None
     before = {c: last[c] for c in concepts} if last and SHOWN != "kept" else hits(adapters, concepts, run_.seed, gone)
     after = hits([*adapters, adapter], concepts, run_.seed, gone)
@@ -168,6 +196,39 @@ def train_request(run_, cfg, out_, req, adapters, adapter, say):
         if PICK:
             record, live, after = pick(note, run_, req, adapters, adapter, record, live, after, first_after)
     LAST["hits"] = after
+    with open(out_ / "guard.jsonl", "a") as f:
+        f.write(json.dumps(note) + "\n")
+    print(json.dumps(note), flush=True)
+    return record, live
+
+
+def guard_bench(run_, cfg, out_, req, adapters, adapter, say, record, live, t0):
+    """The guard on the bench's own erosion scenes ("shown": "bench")."""
+    import numpy as np
+
+    from duge_lora.bench_config import chain_requests, eval_scenes
+    from duge_lora.metrics import non_target_mask
+
+    sc = eval_scenes(cfg)
+    targets = [(r.axis, r.concept) for r in chain_requests(cfg.sequence)[:len(adapters) + 1]]
+    scenes = [s for s, m in zip(sc, non_target_mask(sc, np.zeros(len(sc), bool), targets)) if m]
+    before, after = bench_hits(adapters, scenes, run_.seed), bench_hits([*adapters, adapter], scenes, run_.seed)
+    eroded = sorted(c for c in before if before[c] - after[c] >= DROP)
+    note = {"request": req.concept, "scenes": len(scenes), "before": before, "after": after, "eroded": eroded,
+            "check_s": round(time.time() - t0, 1)}
+    first_after = after
+    if eroded:
+        adapter.rename(adapter.with_name(adapter.name + ".preset"))
+        GUARD["words"] = set(eroded)
+        try:
+            record, live = _train(run_, cfg, out_, req, adapters, adapter, say)
+        finally:
+            GUARD["words"], ROWS["mask"] = None, None
+        after = bench_hits([*adapters, adapter], scenes, run_.seed)
+        note["held_rows"], ROWS["held"] = ROWS["held"], 0
+        note["again"] = {c: after[c] for c in eroded}
+        if PICK:
+            record, live, after = pick(note, run_, req, adapters, adapter, record, live, after, first_after)
     with open(out_ / "guard.jsonl", "a") as f:
         f.write(json.dumps(note) + "\n")
     print(json.dumps(note), flush=True)
