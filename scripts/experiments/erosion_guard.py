@@ -163,6 +163,19 @@ def pick(note, run_, req, adapters, adapter, record, live, after, first_after):
     return resolve_adapter(adapter).record, None, first_after
 
 
+def train_again(note, run_, cfg, out_, req, adapters, adapter, say):
+    """Keep the first training as NN-concept.preset and train the request again with keep_ff on the rows that name
+    an eroded concept (note["eroded"]); note["held_rows"]: how many rows that term read, summed over batches."""
+    adapter.rename(adapter.with_name(adapter.name + ".preset"))
+    GUARD["words"] = set(note["eroded"])
+    try:
+        record, live = _train(run_, cfg, out_, req, adapters, adapter, say)
+    finally:
+        GUARD["words"], ROWS["mask"] = None, None
+    note["held_rows"], ROWS["held"] = ROWS["held"], 0
+    return record, live
+
+
 def train_request(run_, cfg, out_, req, adapters, adapter, say):
     if (adapter / "duge.json").exists():
         return _train(run_, cfg, out_, req, adapters, adapter, say)
@@ -184,12 +197,7 @@ def train_request(run_, cfg, out_, req, adapters, adapter, say):
     note = {"request": req.concept, "before": before, "after": after, "eroded": eroded, "check_s": round(time.time() - t0, 1)}
     first_after = after
     if eroded:
-        adapter.rename(adapter.with_name(adapter.name + ".preset"))
-        GUARD["words"] = set(eroded)
-        try:
-            record, live = _train(run_, cfg, out_, req, adapters, adapter, say)
-        finally:
-            GUARD["words"], ROWS["mask"] = None, None
+        record, live = train_again(note, run_, cfg, out_, req, adapters, adapter, say)
         again = hits([*adapters, adapter], concepts if SCOPE == "all" else eroded, run_.seed, gone)
         note["again"] = {c: again[c] for c in eroded}
         after = again
@@ -218,14 +226,8 @@ def guard_bench(run_, cfg, out_, req, adapters, adapter, say, record, live, t0):
             "check_s": round(time.time() - t0, 1)}
     first_after = after
     if eroded:
-        adapter.rename(adapter.with_name(adapter.name + ".preset"))
-        GUARD["words"] = set(eroded)
-        try:
-            record, live = _train(run_, cfg, out_, req, adapters, adapter, say)
-        finally:
-            GUARD["words"], ROWS["mask"] = None, None
+        record, live = train_again(note, run_, cfg, out_, req, adapters, adapter, say)
         after = bench_hits([*adapters, adapter], scenes, run_.seed)
-        note["held_rows"], ROWS["held"] = ROWS["held"], 0
         note["again"] = {c: after[c] for c in eroded}
         if PICK:
             record, live, after = pick(note, run_, req, adapters, adapter, record, live, after, first_after)
