@@ -42,7 +42,7 @@ if swap:
 
 
 def hits(adapters) -> dict[str, np.ndarray]:
-    """Per axis, (scenes, n) booleans: the judge right on that axis (NaN-free; axes undefined on a scene are masked later)."""
+    """Per axis, (scenes, n) booleans: the judge right on that axis (an axis a scene lacks is masked by erosion())."""
     model = load_base("toy", "cpu")
     if adapters:
         apply_to_base(model, [str(folder / a) for a in adapters])
