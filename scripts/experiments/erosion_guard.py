@@ -89,19 +89,25 @@ def preset(cfg, targets_given=False, weights_given=None):
     return cfg if not GUARD["words"] else replace(cfg, weights={**cfg.weights, "keep_ff": KEEP_FF})
 
 
-def bench_hits(adapters, scenes, seed):
-    """"shown": "bench": per concept, the judge's right answers on its axis over 2 images of each given scene."""
+def stack_model(adapters):
+    """The toy base with base + adapters composed (compose's library API), as the guard's checks judge it."""
     from duge_lora.compose import apply_to_base
-    from duge_lora.evaluate import default_judge
-    from duge_lora.generate import generate
-    from duge_lora.metrics import axis_mask
     from duge_lora.models import load_base
-    from duge_lora.toy.judge import correct
 
     model = load_base("toy", "cpu")
     if adapters:
         apply_to_base(model, [str(a) for a in adapters])
-    images = generate(model, [s.prompt() for s in scenes], 2, 7000 + seed)
+    return model
+
+
+def bench_hits(adapters, scenes, seed):
+    """"shown": "bench": per concept, the judge's right answers on its axis over 2 images of each given scene."""
+    from duge_lora.evaluate import default_judge
+    from duge_lora.generate import generate
+    from duge_lora.metrics import axis_mask
+    from duge_lora.toy.judge import correct
+
+    images = generate(stack_model(adapters), [s.prompt() for s in scenes], 2, 7000 + seed)
     twice = [s for s in scenes for _ in range(2)]
     ok = correct(default_judge(), images.reshape(-1, *images.shape[2:]), twice)
     res: dict[str, int] = {}
@@ -114,15 +120,11 @@ def bench_hits(adapters, scenes, seed):
 
 def hits(adapters, concepts, seed, gone=frozenset()):
     """Per concept, the judge's right answers on its axis over SCENES scenes x 2 images of the model."""
-    from duge_lora.compose import apply_to_base
     from duge_lora.evaluate import default_judge
     from duge_lora.generate import generate
-    from duge_lora.models import load_base
     from duge_lora.toy.judge import correct
 
-    model = load_base("toy", "cpu")
-    if adapters:
-        apply_to_base(model, [str(a) for a in adapters])
+    model = stack_model(adapters)
     res, judge = {}, default_judge()
     for c in concepts:
         axis = world.axis_of(c)
