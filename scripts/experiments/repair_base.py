@@ -1,0 +1,129 @@
+"""The robust preset with a repair reference, as run for docs/benchmarks.md "A repair term toward the base": the
+preservation terms that compare with a frozen model (L_pp, replay, keep_attn; losses.py) read the base theta_0
+instead of theta_{k-1} on every preserve and replay row whose prompt names no erased concept (the earlier targets,
+this request's, and their synonyms). A concept that requests 1..k-1 wore away is then pulled back toward what the
+base drew, instead of being held where theta_{k-1} left it; rows that name an erased concept keep theta_{k-1}'s
+reference (they must stay erased). A bench of duge-robust alone through the library (one process, one thread).
+Usage (from the repository root):
+
+    HF_HUB_OFFLINE=1 PYTHONPATH=scripts/experiments python scripts/experiments/repair_base.py OUT '{"bench": {"sequence": "default", "seeds": [1]}}'
+
+Optional keys: "rows" ("both", the default: preserve and replay rows; "replay": replay rows only), "attn" (1, the
+default: keep_attn's reference from theta_0 too; 0: only the noise predictions'). The share of rows repaired is
+written to OUT/repair.jsonl per request. Not a test and not a benchmark command."""
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+from robust_bench import run
+
+from duge_lora import bench, step, trainset
+from duge_lora.hooks import AttentionCapture
+
+torch.set_num_threads(1)
+out, over = Path(sys.argv[1]), json.loads(sys.argv[2])
+ROWS = ("preserve", "replay") if over.get("rows", "both") == "both" else ("replay",)
+ATTN = bool(over.get("attn", 1))
+PROMPTS: dict[int, list[str]] = {}             # id(data.emb) -> its rows' prompts (make_data's `everything`)
+STATE = {"words": None, "unet0": None, "capture0": None, "rows": 0, "clean": 0}
+
+_encode = trainset.encode_prompts
+
+
+def encode_prompts(base, prompts):
+    states = _encode(base, prompts)
+    PROMPTS[id(states)] = list(prompts)
+    return states
+
+
+_make = trainset.make_data
+
+
+def make_data(*a, **k):
+    data = _make(*a, **k)
+    data.row_prompts = PROMPTS.get(id(data.emb))
+    return data
+
+
+def base_unet():
+    """theta_0: the toy base's UNet, frozen, with its own cross-attention capture."""
+    if STATE["unet0"] is None:
+        from duge_lora.models import load_base
+
+        unet0 = load_base("toy", "cpu").pipe.unet.eval().requires_grad_(False)
+        STATE["unet0"], STATE["capture0"] = unet0, AttentionCapture(unet0)
+    return STATE["unet0"], STATE["capture0"]
+
+
+def clean_rows(s, e_ref, seg) -> list[int]:
+    """Batch rows of the repaired segments whose prompt names no erased word."""
+    names = getattr(s.data, "row_prompts", None)
+    if names is None:
+        return []
+    rows = [r for name in ROWS if name in seg for r in range(seg[name].start, seg[name].stop)]
+    STATE["rows"] += len(rows)
+    keep = [r for r in rows if e_ref[r] < len(names) and not STATE["words"].search(names[e_ref[r]])]
+    STATE["clean"] += len(keep)
+    return keep
+
+
+_passes = step._passes
+
+
+def passes(s, xt, t, e_train, e_ref, seg):
+    """step._passes, then the clean rows' frozen references replaced by theta_0's on the same x_t, t and prompt."""
+    eps, eps_ref, attn_pair, kept, extra = _passes(s, xt, t, e_train, e_ref, seg)
+    rows = clean_rows(s, e_ref, seg)
+    if not rows:
+        return eps, eps_ref, attn_pair, kept, extra
+    unet0, cap = base_unet()
+    idx = torch.tensor(rows)
+    with torch.no_grad():
+        cap.enabled = True
+        emb = s.data.emb[[e_ref[r] for r in rows]].to(xt.device, unet0.dtype)
+        eps0 = unet0(xt[idx].to(unet0.dtype), t[idx], encoder_hidden_states=emb).sample.float()
+        attn0 = [o.float() for o in cap.take(slice(None))]
+        cap.enabled = False
+    eps_ref = eps_ref.clone()
+    eps_ref[idx] = eps0
+    keep_out, keep_ref = kept["attn"]
+    if ATTN and keep_ref:
+        start = seg["anchor"].stop if "anchor" in seg else 0
+        keep_ref = [r.clone() for r in keep_ref]
+        for ref, new in zip(keep_ref, attn0):
+            ref[idx - start] = new
+        kept = {**kept, "attn": (keep_out, keep_ref)}
+    return eps, eps_ref, attn_pair, kept, extra
+
+
+_train = bench._train_request
+
+
+def train_request(run_, cfg, out_, req, adapters, adapter, say):
+    """bench._train_request with the erased words of requests 1..k set for clean_rows."""
+    from duge_lora.bench_config import chain_requests
+    from duge_lora.worlds import drawn_as
+
+    earlier = chain_requests(cfg.sequence)[:len(adapters)]
+    erased = [req, *earlier, *drawn_as(req, earlier)]
+    words = sorted({w for e in erased for w in (e.concept, *e.synonyms)})
+    STATE["words"] = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b")
+    STATE["rows"] = STATE["clean"] = 0
+    done = (adapter / "duge.json").exists()
+    result = _train(run_, cfg, out_, req, adapters, adapter, say)
+    if not done:
+        note = {"request": req.concept, "words": STATE["words"].pattern, "rows": STATE["rows"], "clean": STATE["clean"]}
+        with open(out_ / "repair.jsonl", "a") as f:
+            f.write(json.dumps(note) + "\n")
+        print(json.dumps(note), flush=True)
+    return result
+
+
+trainset.encode_prompts, trainset.make_data = encode_prompts, make_data
+import duge_lora.train as train_mod  # noqa: E402
+train_mod.make_data = make_data
+step._passes = passes
+bench._train_request = train_request
+run(out, over)
