@@ -9,8 +9,12 @@ Usage (from the repository root):
     HF_HUB_OFFLINE=1 PYTHONPATH=scripts/experiments python scripts/experiments/repair_base.py OUT '{"bench": {"sequence": "default", "seeds": [1]}}'
 
 Optional keys: "rows" ("both", the default: preserve and replay rows; "replay": replay rows only), "attn" (1, the
-default: keep_attn's reference from theta_0 too; 0: only the noise predictions'). The share of rows repaired is
-written to OUT/repair.jsonl per request. Not a test and not a benchmark command."""
+default: keep_attn's reference from theta_0 too; 0: only the noise predictions'), "memory" (N, default 0 = off: the
+adversarial pairs of each request's last round (adversarial.Adversary: the attacker's word in the target prompts,
+paired with an anchor image and the anchor prompt) are kept in the process, N of them per request drawn with a
+fixed seed, and every later request erases them again beside its own pairs, with theta_{k-1}'s reference as for
+any pair). The share of rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
+command."""
 import json
 import re
 import sys
@@ -19,13 +23,15 @@ from pathlib import Path
 import torch
 from robust_bench import run
 
-from duge_lora import bench, step, trainset
+from duge_lora import adversarial, bench, step, trainset
 from duge_lora.hooks import AttentionCapture
 
 torch.set_num_threads(1)
 out, over = Path(sys.argv[1]), json.loads(sys.argv[2])
 ROWS = ("preserve", "replay") if over.get("rows", "both") == "both" else ("replay",)
 ATTN = bool(over.get("attn", 1))
+MEMORY = int(over.get("memory", 0))
+ADV = {"last": None, "kept": []}               # the current request's last round; the earlier requests' kept pairs
 PROMPTS: dict[int, list[str]] = {}             # id(data.emb) -> its rows' prompts (make_data's `everything`)
 STATE = {"words": None, "unet0": None, "capture0": None, "rows": 0, "clean": 0}
 
@@ -44,7 +50,27 @@ _make = trainset.make_data
 def make_data(*a, **k):
     data = _make(*a, **k)
     data.row_prompts = PROMPTS.get(id(data.emb))
+    if ADV["kept"]:                             # the earlier requests' adversarial pairs, erased again
+        x = torch.cat([m["x"] for m in ADV["kept"]])
+        e = torch.cat([m["e"] for m in ADV["kept"]]).to(data.emb)
+        ref = torch.cat([m["ref"] for m in ADV["kept"]]).to(data.emb)
+        n_x, n_e, n = len(data.anchor_x), len(data.emb), len(x)
+        data.anchor_x = torch.cat([data.anchor_x, x.to(data.anchor_x)])
+        data.emb = torch.cat([data.emb, e, ref])
+        data.pairs = data.pairs + [(n_x + i, n_e + i, n_e + n + i) for i in range(n)]
     return data
+
+
+_add = adversarial.Adversary._add
+
+
+def adv_add(self, data, states, pairs):
+    """Adversary._add, remembering this round's pairs as tensors (anchor latent, learned-word states, anchor states)."""
+    if MEMORY and pairs:
+        lat = [a for a, _ in pairs]
+        ref = [r for _, r in pairs]
+        ADV["last"] = {"x": data.anchor_x[lat].clone(), "e": states.detach().clone(), "ref": data.emb[ref].clone()}
+    return _add(self, data, states, pairs)
 
 
 def base_unet():
@@ -111,10 +137,17 @@ def train_request(run_, cfg, out_, req, adapters, adapter, say):
     words = sorted({w for e in erased for w in (e.concept, *e.synonyms)})
     STATE["words"] = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b")
     STATE["rows"] = STATE["clean"] = 0
+    ADV["last"] = None
     done = (adapter / "duge.json").exists()
+    held = sum(len(m["x"]) for m in ADV["kept"])
     result = _train(run_, cfg, out_, req, adapters, adapter, say)
+    if ADV["last"] is not None:
+        last = ADV["last"]
+        pick = torch.randperm(len(last["x"]), generator=torch.Generator().manual_seed(len(adapters)))[:MEMORY]
+        ADV["kept"].append({k: v[pick] for k, v in last.items()})
     if not done:
-        note = {"request": req.concept, "words": STATE["words"].pattern, "rows": STATE["rows"], "clean": STATE["clean"]}
+        note = {"request": req.concept, "words": STATE["words"].pattern, "rows": STATE["rows"], "clean": STATE["clean"],
+                "memory_pairs": held}
         with open(out_ / "repair.jsonl", "a") as f:
             f.write(json.dumps(note) + "\n")
         print(json.dumps(note), flush=True)
@@ -125,5 +158,6 @@ trainset.encode_prompts, trainset.make_data = encode_prompts, make_data
 import duge_lora.train as train_mod  # noqa: E402
 train_mod.make_data = make_data
 step._passes = passes
+adversarial.Adversary._add = adv_add
 bench._train_request = train_request
 run(out, over)
