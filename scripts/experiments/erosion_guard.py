@@ -26,9 +26,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from robust_bench import run
+from robust_bench import record_prompts, run
 
-from duge_lora import adversarial, bench, losses, step, trainset
+from duge_lora import adversarial, bench, losses, step
 from duge_lora.toy import world
 
 torch.set_num_threads(1)
@@ -39,17 +39,7 @@ PICK, MARGIN = int(over.get("pick", 0)), float(over.get("margin", 0.15))
 SHOWN = over.get("shown", "any")               # "kept": only scenes that show no erased concept (the bench's erosion set)
 LAST = {"hits": None}                          # with "all": theta_k's hits, theta_{k+1}'s "before"
 GUARD = {"words": None}                        # the eroded concepts while a request is trained again
-PROMPTS: dict[int, list[str]] = {}             # id(data.emb) -> its rows' prompts (make_data's `everything`)
 ROWS = {"mask": None, "held": 0}              # held: kept rows under the guard's keep_ff, summed over batches
-
-_encode = trainset.encode_prompts
-
-
-def encode_prompts(base, prompts):
-    states = _encode(base, prompts)
-    PROMPTS[id(states)] = list(prompts)
-    return states
-
 
 _sample = step.sample_batch
 
@@ -63,15 +53,6 @@ def sample_batch(data, segments, n, gen):
         ROWS["mask"] = torch.tensor([e < len(names) and bool(GUARD["words"] & set(names[e].split())) for e in kept])
         ROWS["held"] += int(ROWS["mask"].sum())
     return x0, e_train, e_ref, seg
-
-
-_make = trainset.make_data
-
-
-def make_data(*a, **k):
-    data = _make(*a, **k)
-    data.row_prompts = PROMPTS.get(id(data.emb))
-    return data
 
 
 def keep_ff_rows(o, w):
@@ -239,9 +220,7 @@ def guard_bench(run_, cfg, out_, req, adapters, adapter, say, record, live, t0):
     return record, live
 
 
-trainset.encode_prompts, trainset.make_data = encode_prompts, make_data
-import duge_lora.train as train_mod  # noqa: E402
-train_mod.make_data = make_data
+record_prompts()
 step.sample_batch = sample_batch
 losses.TERMS["keep_ff"] = losses.Term(keep_ff_rows, 0.0)
 adversarial.robust_preset = preset

@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 
 import torch
-from robust_bench import run
+from robust_bench import record_prompts, run
 
-from duge_lora import adversarial, bench, step, trainset
+from duge_lora import adversarial, bench, step
 from duge_lora.hooks import AttentionCapture
 
 torch.set_num_threads(1)
@@ -32,24 +32,10 @@ ROWS = ("preserve", "replay") if over.get("rows", "both") == "both" else ("repla
 ATTN = bool(over.get("attn", 1))
 MEMORY = int(over.get("memory", 0))
 ADV = {"last": None, "kept": []}               # the current request's last round; the earlier requests' kept pairs
-PROMPTS: dict[int, list[str]] = {}             # id(data.emb) -> its rows' prompts (make_data's `everything`)
 STATE = {"words": None, "unet0": None, "capture0": None, "rows": 0, "clean": 0}
 
-_encode = trainset.encode_prompts
-
-
-def encode_prompts(base, prompts):
-    states = _encode(base, prompts)
-    PROMPTS[id(states)] = list(prompts)
-    return states
-
-
-_make = trainset.make_data
-
-
-def make_data(*a, **k):
-    data = _make(*a, **k)
-    data.row_prompts = PROMPTS.get(id(data.emb))
+def with_memory(data):
+    """make_data's data, with the earlier requests' kept adversarial pairs appended (the "memory" option)."""
     if ADV["kept"]:                             # the earlier requests' adversarial pairs, erased again
         x = torch.cat([m["x"] for m in ADV["kept"]])
         e = torch.cat([m["e"] for m in ADV["kept"]]).to(data.emb)
@@ -154,9 +140,7 @@ def train_request(run_, cfg, out_, req, adapters, adapter, say):
     return result
 
 
-trainset.encode_prompts, trainset.make_data = encode_prompts, make_data
-import duge_lora.train as train_mod  # noqa: E402
-train_mod.make_data = make_data
+record_prompts(with_memory)
 step._passes = passes
 adversarial.Adversary._add = adv_add
 bench._train_request = train_request

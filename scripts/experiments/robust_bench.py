@@ -8,6 +8,31 @@ from duge_lora.bench import prepare_dir, run_bench
 from duge_lora.bench_config import SEQUENCES, BenchConfig
 from duge_lora.bench_results import collect
 
+PROMPTS: dict[int, list[str]] = {}             # id(data.emb) -> its rows' prompts (make_data's `everything`)
+
+
+def record_prompts(after=None) -> None:
+    """Patch trainset (and train) so that every TrainData made from now on knows its rows' prompts
+    (data.row_prompts: the prompt of each row of data.emb, as make_data encoded them); `after(data)`, if given,
+    then changes the data further."""
+    from duge_lora import trainset
+    import duge_lora.train as train_mod
+
+    encode, make = trainset.encode_prompts, trainset.make_data
+
+    def encode_prompts(base, prompts):
+        states = encode(base, prompts)
+        PROMPTS[id(states)] = list(prompts)
+        return states
+
+    def make_data(*a, **k):
+        data = make(*a, **k)
+        data.row_prompts = PROMPTS.get(id(data.emb))
+        return after(data) if after else data
+
+    trainset.encode_prompts = encode_prompts
+    trainset.make_data = train_mod.make_data = make_data
+
 
 def run(out: Path, over: dict) -> None:
     b = over.get("bench", {})
