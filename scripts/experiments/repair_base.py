@@ -34,6 +34,7 @@ MEMORY = int(over.get("memory", 0))
 ADV = {"last": None, "kept": []}               # the current request's last round; the earlier requests' kept pairs
 STATE = {"words": None, "unet0": None, "capture0": None, "rows": 0, "clean": 0}
 
+
 def with_memory(data):
     """make_data's data, with the earlier requests' kept adversarial pairs appended (the "memory" option)."""
     if ADV["kept"]:                             # the earlier requests' adversarial pairs, erased again
