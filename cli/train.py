@@ -91,6 +91,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint (rerunning the same command does too; --overwrite starts over).")] = False,
     init: Annotated[Optional[str], typer.Option("--init", help="Where the adapter starts: zero (exactly the model before this request) or uce (the closed-form UCE edit, then trained; DUGE's default).")] = None,
     robust: Annotated[bool, typer.Option("--robust", help=f"Resist a concept-recovery attack: {ROBUST_ROUNDS} adversarial rounds of textual inversion during training, to_out and the feed-forward output adapted too, preservation weighed 5x, keep_attn 15 (slower; measured on the toy model only; docs/method.md).")] = False,
+    repair: Annotated[bool, typer.Option("--repair", help="Hold the preserve and replay prompts that name no erased concept where the base draws them, not where the model before this request does: undoes what earlier requests wore away (L_pp and replay toward theta_0; measured with --robust on the toy model only: less erosion, a few points more recovery on dependent chains; docs/method.md).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Use an --anchor that an earlier adapter erased (its prompt no longer draws it).")] = False,
     num_processes: Annotated[int, typer.Option("--num-processes", help="Data-parallel processes (accelerate; gloo on a CPU, NCCL on GPUs): each computes its share of every step's batch.")] = 1,
     overwrite: OverwriteOpt = False,
@@ -101,7 +102,7 @@ def train(
     mixed_precision = resolve_precision(mixed_precision, pick_device(device))
     templates = read_prompts(prompts) if prompts is not None else None
     cfg = _config(method, steps, lr, batch, seed, rank, alpha, targets, weight, checkpoint_every, mixed_precision,
-                  gradient_checkpointing, init, robust, max_prompts)
+                  gradient_checkpointing, init, robust, max_prompts, repair)
     if robust and num_processes != 1:
         raise DugeError("--robust runs its adversarial rounds in one process.", "Leave --num-processes out with --robust.",
                         option="num_processes")
@@ -150,14 +151,14 @@ def train(
 
 
 def _config(method, steps, lr, batch, seed, rank, alpha, targets, weight, checkpoint_every, mixed_precision,
-            gradient_checkpointing, init, robust, max_prompts) -> TrainConfig:
+            gradient_checkpointing, init, robust, max_prompts, repair=False) -> TrainConfig:
     """The TrainConfig of the command line; --robust applies adversarial.robust_preset (what was given wins)."""
     given = parse_weights(weight or []) or None
     lora = LoraSpec(rank=rank, alpha=alpha, targets=tuple(t.strip() for t in targets.split(",") if t.strip())
                     if targets is not None else LoraSpec.targets)
     cfg = TrainConfig(method=method, steps=steps, lr=lr, batch=batch, seed=seed, lora=lora, weights=given,
                       checkpoint_every=checkpoint_every, mixed_precision=mixed_precision,
-                      gradient_checkpointing=gradient_checkpointing, init=init, max_prompts=max_prompts)
+                      gradient_checkpointing=gradient_checkpointing, init=init, max_prompts=max_prompts, repair=repair)
     return robust_preset(cfg, targets is not None, given) if robust else cfg
 
 

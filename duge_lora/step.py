@@ -36,6 +36,7 @@ class Step:
     keep_near: KeepStates | None = None
     protect: KeepStates | None = None
     ff_capture: AttentionCapture | None = None   # the feed-forward blocks' outputs (only when keep_ff weighs > 0)
+    repair: object | None = None         # repair.Repair: theta_0's reference on the clean preserve / replay rows
 
     @property
     def device(self) -> torch.device:
@@ -128,6 +129,8 @@ def training_step(s: Step, gen: torch.Generator, shard: tuple[int, int] = (0, 1)
     x0, noise, t = x0.to(s.device), noise.to(s.device), t.to(s.device)
     xt = s.scheduler.add_noise(x0, noise, t)
     eps, eps_ref, (attn, attn_ref), kept, extra = _passes(s, xt, t, e_train, e_ref, seg)
+    if s.repair is not None:
+        eps_ref = s.repair.reference(s, xt, t, e_ref, seg, eps_ref)
     fac = factors(s.unet, NEW)
     target = regression_target(s.scheduler, x0, noise, t)
     out = StepOutputs(Predictions(eps, eps_ref, target, seg, extra.get("uncond"), extra.get("target")),

@@ -36,6 +36,7 @@ from .losses import OBJECTIVES
 from .memory import peak_memory_mb, reset_peak_memory
 from .models import Base
 from .records import Adapter, AdapterRecord, BaseRef, ParentRef, Request, check_lineage, requests_of
+from .repair import BaseWeights, Repair, erased_words, repaired_rows
 from .step import NEW, Step, keep_states, training_step
 from .trainset import make_data
 
@@ -62,6 +63,7 @@ class TrainConfig:
     max_prompts: int = 64                # per data set
     init: str | None = None              # zero | uce: where adapter k starts (INITS); None: the objective's
     adversarial: int = 0                 # adversarial rounds (adversarial.py; the robust option); 0: none
+    repair: bool = False                 # L_pp / L_replay toward theta_0 on rows naming no erased concept (repair.py)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -79,6 +81,9 @@ class TrainConfig:
         if self.adversarial and self.method in CLOSED_FORM:
             raise DugeError(f"{self.method} computes its adapter in closed form, with no steps for adversarial rounds.",
                             f"Leave {param('robust')} out with {param('method')} {self.method}.", option="robust")
+        if self.repair and not {"preserve", "replay"} & set(getattr(OBJECTIVES.get(self.method), "segments", ())):
+            raise DugeError(f"{param('repair')} reads the preserve and replay rows, which {self.method} does not train on.",
+                            f"Leave {param('repair')} out with {param('method')} {self.method}.", option="repair")
 
     def start(self) -> str:
         """Where adapter k starts: as asked, or the objective's default (DUGE: the closed-form edit)."""
@@ -130,6 +135,7 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     if cfg.adversarial:                          # the inner attack (adversarial.py): the toy's scenes or the templates
         from .adversarial import Adversary
         adversary = Adversary(base, req, cfg, cache)
+    held = BaseWeights(unet, {n for p in parents for n in p.weights}) if cfg.repair and parents else None
     base_fp, earlier = previous_model(base, parents, cfg.lora)
     sets = base.world.prompt_sets(req, earlier, cfg.seed)
     with (ranks or Ranks()).main_first():        # rank 0 makes and caches the data; the others then read it
@@ -156,7 +162,8 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
                 weights, cfg.batch, cfg.lora.scaling, lambda: _autocast(cfg.mixed_precision, base.device),
                 [earlier_a[n] for n in names], keep_states(unet, names, data.keep), keep_states(unet, names, data.keep_near),
                 keep_states(unet, names, data.protect),
-                AttentionCapture(unet, "ff") if weights.get("keep_ff") else None)
+                AttentionCapture(unet, "ff") if weights.get("keep_ff") else None,
+                Repair(held, repaired_rows(data.prompts, erased_words([req, *earlier]))) if held else None)
     return Session(step, params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0),
                    torch.Generator().manual_seed(cfg.seed), base_fp, adversary)
 
@@ -312,7 +319,8 @@ def make_record(base: Base, req: Request, parents: list[Adapter], cfg: TrainConf
         hyperparameters={"steps": cfg.steps, "lr": cfg.lr, "batch": cfg.batch, "seed": cfg.seed, "max_prompts": cfg.max_prompts,
                          "mixed_precision": cfg.mixed_precision, "timesteps": "uniform[0, T)",
                          "gradient_checkpointing": cfg.gradient_checkpointing, "sampler": base.sampler,
-                         "init": cfg.start(), **({"adversarial_rounds": cfg.adversarial} if cfg.adversarial else {})},
+                         "init": cfg.start(), **({"adversarial_rounds": cfg.adversarial} if cfg.adversarial else {}),
+                         **({"repair": "theta_0"} if cfg.repair else {})},
         lora=cfg.lora.to_dict(), base=BaseRef(base.name, base.source, base_fp),
         parents=[ParentRef(i + 1, p.concept, p.sha256, p.ref) for i, p in enumerate(parents)],
         data=data_info, seconds=round(seconds, 1), final_losses={k: round(v, 6) for k, v in final.items()},

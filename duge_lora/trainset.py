@@ -35,6 +35,7 @@ class TrainData:
     protect: torch.Tensor | None = None  # (K, D) token states of the earlier targets' prompts (synonyms too)
     uncond: torch.Tensor | None = None   # (1, L, D) the empty prompt's states
     anchor_prompts: list[str] | None = None   # the prompt of each anchor latent
+    prompts: list[str] | None = None          # the prompt of each row of emb (rows added later have none)
     anchor_as_target: float | None = None     # share of anchor images the judge reads as the target (world's check)
 
     def info(self) -> dict:
@@ -79,7 +80,7 @@ def make_data(base, sets: PromptSets, segments: tuple[str, ...], seed: int, max_
     keep = encode_prompts(base, keep_prompts).flatten(0, 1) if keep_prompts else None
     return TrainData(xs["anchor"], pairs, xs["preserve"], [row[p] for p in preserve], xs["replay"],
                      [row[p] for p in replay], encode_prompts(base, everything), cached, keep=keep,
-                     uncond=encode_prompts(base, [""]), anchor_prompts=anchors,
+                     uncond=encode_prompts(base, [""]), anchor_prompts=anchors, prompts=everything,
                      protect=encode_prompts(base, sets.protect).flatten(0, 1) if sets.protect else None,
                      keep_near=encode_prompts(base, near).flatten(0, 1) if near else None)
 

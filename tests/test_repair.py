@@ -1,0 +1,84 @@
+"""The repair option (`train --repair`, repair.py (repair.py): L_pp / L_replay read the base theta_0 on the preserve and replay
+rows that name no erased concept, theta_{k-1} on the others; theta_0 comes from the held base weights, swapped in
+for one pass, and checked here against a second, separately loaded base."""
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from duge_lora.adversarial import robust_preset
+from duge_lora.models import load_base
+from duge_lora.records import resolve_adapter
+from duge_lora.repair import erased_words, repaired_rows
+from duge_lora.train import TrainConfig, prepare
+from duge_lora.trainset import sample_batch
+from duge_lora.worlds.toy import TOY
+from duge_lora_cli.main import main
+
+CIRCLE = Path(__file__).parent.parent / "adapters" / "toy" / "circle"
+
+
+def test_rows_naming_an_erased_concept_or_a_synonym_are_not_repaired():
+    words = erased_words([TOY.make_request("circle"), TOY.make_request("red")])
+    rows = repaired_rows(["a red square", "a blue disc", "a Circle", "a green circled square", "a blue square",
+                          "a reddish star"], words)
+    assert rows.tolist() == [False, False, False, True, True, True]
+
+
+def test_the_repaired_rows_get_theta_0_and_the_others_keep_theta_k_minus_1(data_cache):
+    base = load_base("toy", "cpu")
+    cfg = replace(robust_preset(TrainConfig(steps=2, batch=4, max_prompts=16, checkpoint_every=0), targets_given=True),
+                  repair=True)
+    s = prepare(base, TOY.make_request("red"), [resolve_adapter(CIRCLE)], cfg, data_cache)
+    st = s.step
+    assert st.repair is not None and st.repair.base.names          # the circle adapter's modules are held
+    x0, _, e_ref, seg = sample_batch(st.data, st.objective.segments, st.batch, torch.Generator().manual_seed(0))
+    t = torch.full((len(x0),), 400)
+    xt = st.scheduler.add_noise(x0, torch.randn(x0.shape, generator=torch.Generator().manual_seed(1)), t)
+    with torch.no_grad():
+        st.unet.disable_adapters()
+        before = st.unet(xt, t, encoder_hidden_states=st.data.emb[e_ref]).sample
+        st.unet.enable_adapters()
+    out = st.repair.reference(st, xt, t, e_ref, seg, before)
+    rows = st.repair.batch_rows(e_ref, seg)
+    names = [st.data.prompts[e_ref[r]] for r in range(len(e_ref))]
+    assert rows and all(not any(w in names[r] for w in ("red", "circle", "disc")) for r in rows)
+    assert set(range(seg["preserve"].start, seg["replay"].stop)) - set(rows)   # some kept rows name red or circle
+    with torch.no_grad():
+        theta_0 = load_base("toy", "cpu").pipe.unet(xt, t, encoder_hidden_states=st.data.emb[e_ref]).sample
+    other = [r for r in range(len(e_ref)) if r not in rows]
+    assert torch.allclose(out[rows], theta_0[rows], atol=1e-5)
+    assert not torch.allclose(before[rows], theta_0[rows], atol=1e-3)  # the circle adapter moved them
+    assert torch.equal(out[other], before[other])
+    with torch.no_grad():                                               # theta_{k-1} is back after the pass
+        st.unet.disable_adapters()
+        again = st.unet(xt, t, encoder_hidden_states=st.data.emb[e_ref]).sample
+        st.unet.enable_adapters()
+    assert torch.equal(again, before)
+
+
+def test_the_first_request_and_runs_without_the_option_have_no_repair(data_cache):
+    robust = robust_preset(TrainConfig(steps=2, batch=2, max_prompts=8, checkpoint_every=0))
+    assert not robust.repair and not TrainConfig().repair           # an option: the preset leaves it off
+    first = replace(robust, repair=True)
+    assert prepare(load_base("toy", "cpu"), TOY.make_request("circle"), [], first, data_cache).step.repair is None
+    plain = TrainConfig(steps=2, batch=2, max_prompts=8, checkpoint_every=0)     # the circle adapter's k, v
+    s = prepare(load_base("toy", "cpu"), TOY.make_request("red"), [resolve_adapter(CIRCLE)], plain, data_cache)
+    assert s.step.repair is None
+
+
+def test_train_repair_records_it(tmp_path):
+    out = tmp_path / "red"
+    assert main(["train", "--concept", "red", "--after", str(CIRCLE), "--repair", "--steps", "2", "--batch", "2",
+                 "--max-prompts", "8", "-o", str(out), "--json"]) == 0
+    assert json.loads((out / "duge.json").read_text())["hyperparameters"]["repair"] == "theta_0"
+
+
+@pytest.mark.parametrize("method", ["esd", "uce"])
+def test_repair_with_a_method_without_preserve_rows_is_refused(method, tmp_path, capsys):
+    assert main(["train", "--concept", "circle", "--method", method, "--repair", "--steps", "2",
+                 "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--repair" in err and method in err and "Traceback" not in err and not (tmp_path / "x").exists()
