@@ -9,7 +9,8 @@ Usage (from the repository root):
     HF_HUB_OFFLINE=1 PYTHONPATH=scripts/experiments python scripts/experiments/repair_base.py OUT '{"bench": {"sequence": "default", "seeds": [1]}}'
 
 Optional keys: "rows" ("both", the default: preserve and replay rows; "replay": replay rows only), "attn" (1, the
-default: keep_attn's reference from theta_0 too; 0: only the noise predictions'), "memory" (N, default 0 = off: the
+default: keep_attn's reference from theta_0 too; 0: only the noise predictions, which is what the library's
+`train --repair` (duge_lora/repair.py) does: on the quick chain the two gave bit-identical adapters), "memory" (N, default 0 = off: the
 adversarial pairs of each request's last round (adversarial.Adversary: the attacker's word in the target prompts,
 paired with an anchor image and the anchor prompt) are kept in the process, N of them per request drawn with a
 fixed seed, and every later request erases them again beside its own pairs, with theta_{k-1}'s reference as for
