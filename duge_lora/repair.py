@@ -1,5 +1,5 @@
-"""The repair option (`train --repair`, TrainConfig.repair; ours): L_pp and L_replay read theta_0, not theta_{k-1},
-on the rows whose prompt names no erased concept (docs/method.md, "Repair toward the base").
+"""The repair option (TrainConfig.repair; ours): L_pp and L_replay read theta_0, not theta_{k-1}, on the rows
+whose prompt names no erased concept (docs/method.md, "Repair toward the base").
 
 L_pp and L_replay (method.md, "Losses") hold the new model's noise prediction on a kept prompt where theta_{k-1}
 put it, so whatever requests 1..k-1 wore away from a kept concept stays worn away. With the repair, each preserve
