@@ -14,7 +14,8 @@ default: keep_attn's reference from theta_0 too; 0: only the noise predictions, 
 adversarial pairs of each request's last round (adversarial.Adversary: the attacker's word in the target prompts,
 paired with an anchor image and the anchor prompt) are kept in the process, N of them per request drawn with a
 fixed seed, and every later request erases them again beside its own pairs, with theta_{k-1}'s reference as for
-any pair). The share of rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
+any pair), "rounds" (N: adversarial rounds per request instead of the preset's adversarial.ROUNDS). The share of
+rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
 command."""
 import json
 import re
@@ -32,6 +33,7 @@ out, over = Path(sys.argv[1]), json.loads(sys.argv[2])
 ROWS = ("preserve", "replay") if over.get("rows", "both") == "both" else ("replay",)
 ATTN = bool(over.get("attn", 1))
 MEMORY = int(over.get("memory", 0))
+adversarial.ROUNDS = int(over.get("rounds", adversarial.ROUNDS))   # robust_preset reads it when a request is trained
 ADV = {"last": None, "kept": []}               # the current request's last round; the earlier requests' kept pairs
 STATE = {"words": None, "unet0": None, "capture0": None, "rows": 0, "clean": 0}
 
