@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from robust_bench import record_prompts, run
+from robust_bench import run
 
 from duge_lora import adversarial, bench, losses, step
 from duge_lora.toy import world
@@ -47,7 +47,7 @@ _sample = step.sample_batch
 def sample_batch(data, segments, n, gen):
     """step.sample_batch, remembering which kept rows (preserve, then replay) show an eroded concept."""
     x0, e_train, e_ref, seg = _sample(data, segments, n, gen)
-    names = getattr(data, "row_prompts", None)
+    names = data.prompts
     if GUARD["words"] and names is not None:
         kept = [e for s in ("preserve", "replay") if s in seg for e in e_train[seg[s]]]
         ROWS["mask"] = torch.tensor([e < len(names) and bool(GUARD["words"] & set(names[e].split())) for e in kept])
@@ -220,7 +220,6 @@ def guard_bench(run_, cfg, out_, req, adapters, adapter, say, record, live, t0):
     return record, live
 
 
-record_prompts()
 step.sample_batch = sample_batch
 losses.TERMS["keep_ff"] = losses.Term(keep_ff_rows, 0.0)
 adversarial.robust_preset = preset

@@ -18,15 +18,15 @@ any pair), "rounds" (N: adversarial rounds per request instead of the preset's a
 rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
 command."""
 import json
-import re
 import sys
 from pathlib import Path
 
 import torch
-from robust_bench import record_prompts, run
+from robust_bench import after_make_data, run
 
 from duge_lora import adversarial, bench, step
 from duge_lora.hooks import AttentionCapture
+from duge_lora.repair import erased_words
 
 torch.set_num_threads(1)
 out, over = Path(sys.argv[1]), json.loads(sys.argv[2])
@@ -75,7 +75,7 @@ def base_unet():
 
 def clean_rows(s, e_ref, seg) -> list[int]:
     """Batch rows of the repaired segments whose prompt names no erased word."""
-    names = getattr(s.data, "row_prompts", None)
+    names = s.data.prompts
     if names is None:
         return []
     rows = [r for name in ROWS if name in seg for r in range(seg[name].start, seg[name].stop)]
@@ -120,12 +120,8 @@ _train = bench._train_request
 def train_request(run_, cfg, out_, req, adapters, adapter, say):
     """bench._train_request with the erased words of requests 1..k set for clean_rows."""
     from duge_lora.bench_config import chain_requests
-    from duge_lora.worlds import drawn_as
 
-    earlier = chain_requests(cfg.sequence)[:len(adapters)]
-    erased = [req, *earlier, *drawn_as(req, earlier)]
-    words = sorted({w for e in erased for w in (e.concept, *e.synonyms)})
-    STATE["words"] = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b")
+    STATE["words"] = erased_words([req, *chain_requests(cfg.sequence)[:len(adapters)]])  # drawn_as is among these
     STATE["rows"] = STATE["clean"] = 0
     ADV["last"] = None
     done = (adapter / "duge.json").exists()
@@ -144,7 +140,7 @@ def train_request(run_, cfg, out_, req, adapters, adapter, say):
     return result
 
 
-record_prompts(with_memory)
+after_make_data(with_memory)
 step._passes = passes
 adversarial.Adversary._add = adv_add
 bench._train_request = train_request

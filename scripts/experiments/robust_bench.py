@@ -8,29 +8,18 @@ from duge_lora.bench import prepare_dir, run_bench
 from duge_lora.bench_config import SEQUENCES, BenchConfig
 from duge_lora.bench_results import collect
 
-PROMPTS: dict[int, list[str]] = {}             # id(data.emb) -> its rows' prompts (make_data's `everything`)
 
-
-def record_prompts(after=None) -> None:
-    """Patch trainset (and train) so that every TrainData made from now on knows its rows' prompts
-    (data.row_prompts: the prompt of each row of data.emb, as make_data encoded them); `after(data)`, if given,
-    then changes the data further."""
+def after_make_data(after) -> None:
+    """Patch trainset (and train) so that every TrainData made from now on goes through `after(data)`. The rows'
+    prompts are the library's own data.prompts (trainset.TrainData)."""
     from duge_lora import trainset
     import duge_lora.train as train_mod
 
-    encode, make = trainset.encode_prompts, trainset.make_data
-
-    def encode_prompts(base, prompts):
-        states = encode(base, prompts)
-        PROMPTS[id(states)] = list(prompts)
-        return states
+    make = trainset.make_data
 
     def make_data(*a, **k):
-        data = make(*a, **k)
-        data.row_prompts = PROMPTS.get(id(data.emb))
-        return after(data) if after else data
+        return after(make(*a, **k))
 
-    trainset.encode_prompts = encode_prompts
     trainset.make_data = train_mod.make_data = make_data
 
 
