@@ -1,5 +1,6 @@
 """What the robust-preset experiments share: a bench of duge-robust alone through the library (one process, one
-thread), on quick's chain or on {"sequence": S, "seeds": [...]} from the experiment's JSON, printing each step."""
+thread), on quick's chain or on {"sequence": S, "seeds": [...], "steps": N} from the experiment's JSON, printing each
+step."""
 import json
 import time
 from pathlib import Path
@@ -30,6 +31,8 @@ def run(out: Path, over: dict) -> None:
         kw["sequence"] = SEQUENCES[b["sequence"]]
     if "seeds" in b:
         kw["seeds"] = tuple(b["seeds"])
+    if "steps" in b:
+        kw["steps"] = int(b["steps"])
     cfg = BenchConfig(**kw) if b else BenchConfig.quick(**kw)
     t0 = time.time()
     prepare_dir(out, cfg, False)
