@@ -14,7 +14,13 @@ default: keep_attn's reference from theta_0 too; 0: only the noise predictions, 
 adversarial pairs of each request's last round (adversarial.Adversary: the attacker's word in the target prompts,
 paired with an anchor image and the anchor prompt) are kept in the process, N of them per request drawn with a
 fixed seed, and every later request erases them again beside its own pairs, with theta_{k-1}'s reference as for
-any pair), "rounds" (N: adversarial rounds per request instead of the preset's adversarial.ROUNDS). The share of
+any pair), "rounds" (N: adversarial rounds per request instead of the preset's adversarial.ROUNDS), "replay"
+("clean": every replay prompt that names no erased concept is kept in the data, and a sample of the earlier targets'
+scenes fills the rest of max_prompts; by default the replay set is sampled as a whole, and at request 10 of the default
+sequence that keeps about 3 of its 10 clean prompts among 221), "own" (a share, e.g. 0.5: that share of each batch's
+anchor rows is drawn from the request's own target pairs, the rest from the pairs the adversarial rounds (and the
+memory) added; by default all pairs are drawn alike, and after four rounds a request's own pairs are a fifth of
+them). The share of
 rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
 command."""
 import json
@@ -34,12 +40,15 @@ ROWS = ("preserve", "replay") if over.get("rows", "both") == "both" else ("repla
 ATTN = bool(over.get("attn", 1))
 MEMORY = int(over.get("memory", 0))
 adversarial.ROUNDS = int(over.get("rounds", adversarial.ROUNDS))   # robust_preset reads it when a request is trained
+CLEAN_FIRST = over.get("replay") == "clean"
+OWN = float(over.get("own", 0))
 ADV = {"last": None, "kept": []}               # the current request's last round; the earlier requests' kept pairs
 STATE = {"words": None, "unet0": None, "capture0": None, "rows": 0, "clean": 0}
 
 
 def with_memory(data):
     """make_data's data, with the earlier requests' kept adversarial pairs appended (the "memory" option)."""
+    data.own = len(data.pairs)                  # the request's own pairs; the rounds (and memory) append after them
     if ADV["kept"]:                             # the earlier requests' adversarial pairs, erased again
         x = torch.cat([m["x"] for m in ADV["kept"]])
         e = torch.cat([m["e"] for m in ADV["kept"]]).to(data.emb)
@@ -140,7 +149,49 @@ def train_request(run_, cfg, out_, req, adapters, adapter, say):
     return result
 
 
+def clean_first(make):
+    """make_data with the replay set's prompts that name no erased concept all kept (the "replay": "clean" option):
+    the earlier targets' scenes fill the rest of max_prompts, a fixed-seed sample of them."""
+    import random
+    from dataclasses import replace
+
+    def make_data(base, sets, segments, seed, max_prompts, *a, **k):
+        clean = [p for p in sets.replay if not STATE["words"].search(p)]
+        named = [p for p in sets.replay if STATE["words"].search(p)]
+        if len(sets.replay) > max_prompts and len(clean) < max_prompts:
+            named = random.Random(seed).sample(named, min(len(named), max_prompts - len(clean)))
+            sets = replace(sets, replay=clean + named)
+        return make(base, sets, segments, seed, max_prompts, *a, **k)
+    return make_data
+
+
+_sample = step.sample_batch
+
+
+def sample_own(data, segments, n, gen):
+    """trainset.sample_batch, with a share OWN of the anchor rows drawn from the request's own pairs and the rest
+    from the pairs added after them (the rounds' attacker pairs; the "own" option). Without added pairs: as usual."""
+    own = getattr(data, "own", len(data.pairs))
+    if not OWN or own >= len(data.pairs) or "anchor" not in segments:
+        return _sample(data, segments, n, gen)
+    k = round(n * OWN)
+    idx = (torch.randint(0, own, (k,), generator=gen).tolist()
+           + torch.randint(own, len(data.pairs), (n - k,), generator=gen).tolist())
+    rows = [data.pairs[i] for i in idx]
+    rest = tuple(x for x in segments if x != "anchor")
+    x, e_train, e_ref, seg = _sample(data, rest, n, gen) if rest else (torch.zeros(0), [], [], {})
+    assert segments[0] == "anchor"              # the anchor rows come first, as in sample_batch
+    seg = {"anchor": slice(0, n), **{name: slice(sl.start + n, sl.stop + n) for name, sl in seg.items()}}
+    x = torch.cat([data.anchor_x[[r[0] for r in rows]], x.to(data.anchor_x)]) if len(x) else data.anchor_x[[r[0] for r in rows]]
+    return x, [r[1] for r in rows] + e_train, [r[2] for r in rows] + e_ref, seg
+
+
 after_make_data(with_memory)
+if OWN:
+    step.sample_batch = sample_own
+if CLEAN_FIRST:
+    import duge_lora.train as train_mod
+    train_mod.make_data = clean_first(train_mod.make_data)
 step._passes = passes
 adversarial.Adversary._add = adv_add
 bench._train_request = train_request
