@@ -22,6 +22,7 @@ def anything(word: str) -> bool:
 VARIADIC: dict[str, dict[str, Accept]] = {
     "sample": {"--adapters": looks_like_adapter_ref},
     "eval": {"--adapters": anything, "--concept": anything},
+    "attack": {"--adapters": anything},
     "train": {"--after": anything, "--preserve": anything, "--synonym": anything},
 }
 

@@ -33,6 +33,15 @@ def test_bad_attack_input(extra, says, capsys):
     assert code == 2 and says in err and "Traceback" not in err
 
 
+def test_attack_takes_several_adapters_after_one_flag(capsys):
+    """`--adapters A1 A2 ...` as eval and sample take it (the issue's own spelling); the budget is then refused,
+    so nothing runs."""
+    red = str(Path(ADAPTER).parent / "red")
+    code = main(["attack", "--adapters", ADAPTER, red, "--concept", "red", "--steps", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--steps" in err and "unexpected extra argument" not in err
+
+
 @pytest.fixture(scope="module")
 def tiny_judge(tmp_path_factory):
     from tiny import TINY_WORDS, build_tiny_clip
