@@ -20,8 +20,7 @@ scenes fills the rest of max_prompts; by default the replay set is sampled as a 
 sequence that keeps about 3 of its 10 clean prompts among 221), "own" (a share, e.g. 0.5: that share of each batch's
 anchor rows is drawn from the request's own target pairs, the rest from the pairs the adversarial rounds (and the
 memory) added; by default all pairs are drawn alike, and after four rounds a request's own pairs are a fifth of
-them). The share of
-rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
+them). The share of rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
 command."""
 import json
 import sys

@@ -1,12 +1,13 @@
-"""Every robust variant's chain on one picture, as drawn for docs/benchmarks.md "Every robust variant on one
-picture": erosion against recovery after request 10, one point per chain, filled where the chain's lowest target is
+"""Every robust variant's chain on one picture, as drawn for docs/benchmarks.md "Three more holds, the last
+request's steps, and every robust variant on one picture": erosion against recovery after request 10, one point per chain, filled where the chain's lowest target is
 erased in >= 90% of its images (the chain issue's floor), hollow where it is not.
 
     python scripts/experiments/robust_frontier.py collect EXP_DIR docs/bench-attack/variants.json
     python scripts/experiments/robust_frontier.py plot docs/bench-attack/variants.json docs/bench-attack/variants.png
 
 `collect` reads the step-10.json of each experiment folder listed in VARIANTS under EXP_DIR (the bench outputs of
-scripts/experiments/*.py) and EXP_DIR/precision.jsonl (erosion_precision.py: the erosion on 480 images), and writes
+scripts/experiments/*.py) and EXP_DIR/precision.jsonl (erosion_precision.py: the erosion on 480 images of the chain's own ten adapters;
+lines for a swapped last adapter, such as 10-yellow.purple, are other models and are skipped), and writes
 the figures with the command that made each chain. `plot` draws them. Not a test and not a benchmark command."""
 import json
 import sys
@@ -33,7 +34,8 @@ VARIANTS = {
 # are docs/benchmarks.md's "The robust preset reaches the feed-forward output". On the dependent sequence the
 # preset is read from its committed bench, DEPENDENT. Concept Ablation's recovery: the full benches, seed 0.
 PRESET = {("default", 0): (3.3, 24.1, 75.0), ("default", 1): (10.6, 19.1, 87.5), ("default", 2): (3.3, 20.0, 89.3)}
-DEPENDENT = Path(__file__).resolve().parents[2] / "docs" / "bench-attack" / "dependent-chain-fix" / "results.json"
+ROOT = Path(__file__).resolve().parents[2]
+DEPENDENT = ROOT / "docs" / "bench-attack" / "dependent-chain-fix" / "results.json"
 ABLATE = {"default": 28.5, "dependent": 20.9}
 
 
@@ -42,7 +44,7 @@ def dependent_preset() -> list[dict]:
     rows = []
     for seed, steps in zip(runs["seeds"], runs["per_seed"]):
         st = steps[-1]
-        rows.append({"label": "the preset", "sequence": "dependent", "seed": seed, "source": str(DEPENDENT.name),
+        rows.append({"label": "the preset", "sequence": "dependent", "seed": seed, "source": str(DEPENDENT.relative_to(ROOT)),
                      "erosion": round(100 * st["erosion"], 1), "recovered": round(100 * st["recovered"], 1),
                      "lowest_ua": round(100 * min(t["ua"] for t in st["targets"]), 1)})
     return rows
@@ -52,7 +54,8 @@ def collect(exp: Path, out: Path) -> None:
     prec = {}
     for line in (exp / "precision.jsonl").read_text().splitlines():
         r = json.loads(line)
-        prec[r["run"].split("/runs/")[0].rstrip("/").split("/")[-1]] = r
+        if "." not in r["stack"][-1]:                    # RUN/runs/METHOD/seed-N -> RUN's folder name
+            prec[Path(r["run"]).parents[2].name] = r
     rows = [{"label": "the preset", "sequence": q, "seed": s, "erosion": e, "recovered": r, "lowest_ua": u,
              "source": "docs/benchmarks.md"} for (q, s), (e, r, u) in PRESET.items()] + dependent_preset()
     for pattern, (label, command) in VARIANTS.items():
