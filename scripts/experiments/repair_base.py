@@ -20,7 +20,10 @@ scenes fills the rest of max_prompts; by default the replay set is sampled as a 
 sequence that keeps about 3 of its 10 clean prompts among 221), "own" (a share, e.g. 0.5: that share of each batch's
 anchor rows is drawn from the request's own target pairs, the rest from the pairs the adversarial rounds (and the
 memory) added; by default all pairs are drawn alike, and after four rounds a request's own pairs are a fifth of
-them). The share of rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
+them), "anchor" ("far": each request's default anchor is the nearest concept of its axis, in the world's
+candidate order (worlds/toy.anchor_candidates), that is neither erased nor one of the target's neighbours (its
+preserve set); where none is left, the usual default. Yellow then draws purple instead of orange on the default
+sequence, and red and blue draw yellow). The share of rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
 command."""
 import json
 import sys
@@ -41,6 +44,7 @@ MEMORY = int(over.get("memory", 0))
 adversarial.ROUNDS = int(over.get("rounds", adversarial.ROUNDS))   # robust_preset reads it when a request is trained
 CLEAN_FIRST = over.get("replay") == "clean"
 OWN = float(over.get("own", 0))
+FAR = over.get("anchor") == "far"
 ADV = {"last": None, "kept": []}               # the current request's last round; the earlier requests' kept pairs
 STATE = {"words": None, "unet0": None, "capture0": None, "rows": 0, "clean": 0}
 
@@ -185,7 +189,23 @@ def sample_own(data, segments, n, gen):
     return x, [r[1] for r in rows] + e_train, [r[2] for r in rows] + e_ref, seg
 
 
+def far_anchor(resolve):
+    """worlds.toy.resolve_anchor, with the default anchor moved off the target's neighbours (the "anchor": "far" option)."""
+    from duge_lora.toy import world
+    from duge_lora.worlds.toy import anchor_candidates
+
+    def resolve_anchor(word, anchor, erased, force=False):
+        far = [c for c in anchor_candidates(word) if c not in erased and c not in world.NEIGHBOURS[word]]
+        if anchor is not None or not far:
+            return resolve(word, anchor, erased, force)
+        return far[0], (f"far anchor: drawing {far[0]!r} instead of a neighbour",)
+    return resolve_anchor
+
+
 after_make_data(with_memory)
+if FAR:
+    import duge_lora.worlds.toy as toy_world
+    toy_world.resolve_anchor = far_anchor(toy_world.resolve_anchor)
 if OWN:
     step.sample_batch = sample_own
 if CLEAN_FIRST:
