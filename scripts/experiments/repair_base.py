@@ -23,7 +23,10 @@ memory) added; by default all pairs are drawn alike, and after four rounds a req
 them), "anchor" ("far": each request's default anchor is the nearest concept of its axis, in the world's
 candidate order (worlds/toy.anchor_candidates), that is neither erased nor one of the target's neighbours (its
 preserve set); where none is left, the usual default. Yellow then draws purple instead of orange on the default
-sequence, and red and blue draw yellow). The share of rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
+sequence, and red and blue draw yellow). "ff" ("low": the feed-forward output adapted only in
+the four transformer blocks at the lower resolution, 128 channels: down_blocks.1, mid_block, up_blocks.0 (two);
+"high": only in the three at the latent's full resolution, 64 channels: down_blocks.0, up_blocks.1 (two); by
+default all seven). The share of rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
 command."""
 import json
 import sys
@@ -45,6 +48,9 @@ adversarial.ROUNDS = int(over.get("rounds", adversarial.ROUNDS))   # robust_pres
 CLEAN_FIRST = over.get("replay") == "clean"
 OWN = float(over.get("own", 0))
 FAR = over.get("anchor") == "far"
+FF_BLOCKS = {"low": ("down_blocks.1.attentions.0", "mid_block.attentions.0", "up_blocks.0.attentions.0",
+                     "up_blocks.0.attentions.1"),
+             "high": ("down_blocks.0.attentions.0", "up_blocks.1.attentions.0", "up_blocks.1.attentions.1")}.get(over.get("ff"))
 ADV = {"last": None, "kept": []}               # the current request's last round; the earlier requests' kept pairs
 STATE = {"words": None, "unet0": None, "capture0": None, "rows": 0, "clean": 0}
 
@@ -202,7 +208,21 @@ def far_anchor(resolve):
     return resolve_anchor
 
 
+def ff_in_blocks(target_modules):
+    """LoraSpec.target_modules with "ff" spelled as the full names of the FF_BLOCKS' feed-forward outputs (the "ff"
+    option); peft and adapter.target_names match full names as they match suffixes."""
+    def names(self):
+        out = target_modules(self)
+        if "ff.net.2" not in out:
+            return out
+        return [m for m in out if m != "ff.net.2"] + [f"{b}.transformer_blocks.0.ff.net.2" for b in FF_BLOCKS]
+    return names
+
+
 after_make_data(with_memory)
+if FF_BLOCKS:
+    from duge_lora.adapter import LoraSpec
+    LoraSpec.target_modules = ff_in_blocks(LoraSpec.target_modules)
 if FAR:
     import duge_lora.worlds.toy as toy_world
     toy_world.resolve_anchor = far_anchor(toy_world.resolve_anchor)
