@@ -8,7 +8,8 @@ erased in >= 90% of its images (the chain issue's floor), hollow where it is not
 `collect` reads the step-10.json of each experiment folder listed in VARIANTS under EXP_DIR (the bench outputs of
 scripts/experiments/*.py) and EXP_DIR/precision.jsonl (erosion_precision.py: the erosion on 480 images of the chain's own ten adapters;
 lines for a swapped last adapter, such as 10-yellow.purple, are other models and are skipped), and writes
-the figures with the command that made each chain. `plot` draws them. Not a test and not a benchmark command."""
+the figures with the command that made each chain; the chains of an earlier OUT.json whose folders are not under
+EXP_DIR are kept, so that a collect on a new EXP_DIR adds to it. `plot` draws them. Not a test and not a benchmark command."""
 import json
 import sys
 from pathlib import Path
@@ -29,6 +30,9 @@ VARIANTS = {
     "clean-noattn-{seq}-s{seed}": ("noise repair, clean replay kept", 'repair_base.py {"attn": 0, "replay": "clean"}'),
     "own-{seq}-s{seed}": ("noise repair, clean replay, own pairs half",
                           'repair_base.py {"attn": 0, "replay": "clean", "own": 0.5}'),
+    "far-{seq}-s{seed}": ("noise repair, anchor off the neighbours", 'repair_base.py {"attn": 0, "anchor": "far"}'),
+    "fflow-{seq}-s{seed}": ("noise repair, ff in the 4 low-res blocks", 'repair_base.py {"attn": 0, "ff": "low"}'),
+    "ffhigh-{seq}-s{seed}": ("noise repair, ff in the 3 full-res blocks", 'repair_base.py {"attn": 0, "ff": "high"}'),
 }
 # The preset on the default sequence: its chains' folders were not kept, so (erosion, recovered, lowest UA) per seed
 # are docs/benchmarks.md's "The robust preset reaches the feed-forward output". On the dependent sequence the
@@ -73,6 +77,9 @@ def collect(exp: Path, out: Path) -> None:
                              "lowest_ua": round(100 * low["ua"], 1), "lowest": low["concept"],
                              "mean_ua": round(100 * st["mean_ua"], 1),
                              **({"erosion_480": p["erosion"], "interval_95": p["interval_95"]} if p else {})})
+    new = {r["folder"] for r in rows if "folder" in r}
+    if out.exists():                                     # chains collected earlier from folders no longer here: kept
+        rows += [r for r in json.loads(out.read_text())["chains"] if "folder" in r and r["folder"] not in new]
     out.write_text(json.dumps({"ablate_recovered": ABLATE, "chains": rows}, indent=1) + "\n")
     print(f"{len(rows)} chains -> {out}")
 
