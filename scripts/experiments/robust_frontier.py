@@ -10,6 +10,7 @@ scripts/experiments/*.py) and EXP_DIR/precision.jsonl (erosion_precision.py: the
 lines for a swapped last adapter, such as 10-yellow.purple, are other models and are skipped), and writes
 the figures with the command that made each chain; the chains of an earlier OUT.json whose folders are not under
 EXP_DIR are kept, so that a collect on a new EXP_DIR adds to it. `plot` draws them. Not a test and not a benchmark command."""
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -91,7 +92,7 @@ def plot(src: Path, out: Path) -> None:
 
     data = json.loads(src.read_text())
     labels = sorted({r["label"] for r in data["chains"]}, key=lambda x: (x != "the preset", x))
-    marks = dict(zip(labels, "o s ^ v < > D p h * X P d 8 H 1 2 3".split()))
+    marks = dict(zip(labels, itertools.cycle("o s ^ v < > D p h * X P d 8 H".split())))   # filled shapes; colours differ
     colours = dict(zip(labels, plt.cm.tab20.colors))
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), sharey=True)
     for ax, seq in zip(axes, ("default", "dependent")):
