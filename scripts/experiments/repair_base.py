@@ -50,7 +50,7 @@ OWN = float(over.get("own", 0))
 FAR = over.get("anchor") == "far"
 FF_BLOCKS = {"low": ("down_blocks.1.attentions.0", "mid_block.attentions.0", "up_blocks.0.attentions.0",
                      "up_blocks.0.attentions.1"),
-             "high": ("down_blocks.0.attentions.0", "up_blocks.1.attentions.0", "up_blocks.1.attentions.1")}.get(over.get("ff"))
+             "high": ("down_blocks.0.attentions.0", "up_blocks.1.attentions.0", "up_blocks.1.attentions.1")}[over["ff"]] if "ff" in over else None
 ADV = {"last": None, "kept": []}               # the current request's last round; the earlier requests' kept pairs
 STATE = {"words": None, "unet0": None, "capture0": None, "rows": 0, "clean": 0}
 
