@@ -201,8 +201,10 @@ def far_anchor(resolve):
     from duge_lora.worlds.toy import anchor_candidates
 
     def resolve_anchor(word, anchor, erased, force=False):
+        if anchor is not None:                  # a named anchor is the user's, checked as usual
+            return resolve(word, anchor, erased, force)
         far = [c for c in anchor_candidates(word) if c not in erased and c not in world.NEIGHBOURS[word]]
-        if anchor is not None or not far:
+        if not far:
             return resolve(word, anchor, erased, force)
         return far[0], (f"far anchor: drawing {far[0]!r} instead of a neighbour",)
     return resolve_anchor

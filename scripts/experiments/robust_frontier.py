@@ -81,7 +81,9 @@ def collect(exp: Path, out: Path) -> None:
     new = {r["folder"] for r in rows if "folder" in r}
     if out.exists():                                     # chains collected earlier from folders no longer here: kept
         rows += [r for r in json.loads(out.read_text())["chains"] if "folder" in r and r["folder"] not in new]
-    out.write_text(json.dumps({"ablate_recovered": ABLATE, "chains": rows}, indent=1) + "\n")
+    tmp = out.with_suffix(".tmp.json")                  # written whole, then moved: the old chains exist only here
+    tmp.write_text(json.dumps({"ablate_recovered": ABLATE, "chains": rows}, indent=1) + "\n")
+    tmp.replace(out)
     print(f"{len(rows)} chains -> {out}")
 
 
