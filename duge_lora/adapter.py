@@ -14,9 +14,13 @@ import torch
 from .errors import DugeError, param
 from .validate import number
 
-TARGET_CHOICES = ("k", "v", "q", "out", "ff")
-# ff: the output projection of the feed-forward layer of each transformer block (the blocks that hold attn2)
-_TARGET_MODULE = {"k": "attn2.to_k", "v": "attn2.to_v", "q": "attn2.to_q", "out": "attn2.to_out.0", "ff": "ff.net.2"}
+TARGET_CHOICES = ("k", "v", "q", "out", "ff", "ff-low")
+# ff: the output projection of the feed-forward layer of each transformer block (the blocks that hold attn2);
+# ff-low: the same, only in the blocks below the latent's full resolution (not in the first down block, nor in the
+# last up block; docs/benchmarks.md "The feed-forward edit below full resolution, as the preset")
+_TARGET_MODULE = {"k": "attn2.to_k", "v": "attn2.to_v", "q": "attn2.to_q", "out": "attn2.to_out.0", "ff": "ff.net.2",
+                  "ff-low": "ff.net.2"}
+BY_BLOCK = ("ff-low",)           # targets that name modules by block too: peft gets their full module names
 TEXT_MAPS = ("k", "v")           # the adapted maps that read the text states (K = W_k e, V = W_v e)
 
 
@@ -42,6 +46,10 @@ class LoraSpec:
         if bad or not self.targets:
             raise DugeError(f"Unknown {param('targets')} {','.join(bad) or '(none)'}.",
                             f"Choose from {','.join(TARGET_CHOICES)}, for example k,v.", option="targets")
+        if {"ff", "ff-low"} <= set(self.targets):
+            raise DugeError(f"{param('targets')} ff already holds every block that ff-low does.",
+                            "Give one of ff (every transformer block) and ff-low (the blocks below full resolution).",
+                            option="targets")
         object.__setattr__(self, "alpha", float(self.rank if self.alpha is None else self.alpha))
         number("alpha", self.alpha, low=0, low_open=True, example=str(self.rank))
 
@@ -50,11 +58,22 @@ class LoraSpec:
         return self.alpha / self.rank
 
     def target_modules(self) -> list[str]:
+        """The module-name suffixes of the targets (ff-low's is ff's: target_names picks its blocks)."""
         return [_TARGET_MODULE[t] for t in self.targets]
 
-    def lora_config(self):
+    @property
+    def by_block(self) -> bool:
+        """Whether a target is chosen by block too (ff-low), so that only full module names describe the adapter."""
+        return any(t in BY_BLOCK for t in self.targets)
+
+    def lora_config(self, modules=None):
+        """peft's LoraConfig: target_modules = the suffixes, or, for a spec by block, the full `modules` names
+        (target_names, or an adapter's factor names)."""
         from peft import LoraConfig
-        return LoraConfig(r=self.rank, lora_alpha=self.alpha, target_modules=self.target_modules(),
+        if self.by_block and not modules:
+            raise ValueError("A LoRA spec with ff-low needs the module names (target_names) for its LoraConfig.")
+        return LoraConfig(r=self.rank, lora_alpha=self.alpha,
+                          target_modules=sorted(modules) if self.by_block else self.target_modules(),
                           init_lora_weights=True, lora_dropout=0.0, bias="none")
 
     def to_dict(self) -> dict:
@@ -62,9 +81,19 @@ class LoraSpec:
         return asdict(self) | {"targets": list(self.targets), "target_modules": self.target_modules()}
 
 
+def full_resolution(name: str, up_blocks: int) -> bool:
+    """Whether a UNet module sits at the latent's full resolution: in the first down block or the last up block."""
+    return name.startswith(("down_blocks.0.", f"up_blocks.{up_blocks - 1}."))
+
+
 def targets_of(modules) -> tuple[str, ...]:
-    """The target letters (k, v, q, out, ff) of adapted module names, sorted: the inverse of LoraSpec.target_modules."""
-    return tuple(sorted({next((k for k, v in _TARGET_MODULE.items() if m.endswith(v)), "?") for m in modules}))
+    """The target letters (k, v, q, out, ff, ff-low) of adapted module names, sorted: the inverse of
+    LoraSpec.target_modules. Feed-forward outputs none of which is in the first down block are ff-low (in SD 1.x/2.x
+    and the toy UNet, ff in every block includes that one)."""
+    found = {next((k for k, v in _TARGET_MODULE.items() if m.endswith(v)), "?") for m in modules}
+    if "ff" in found and not any(m.endswith(_TARGET_MODULE["ff"]) and m.startswith("down_blocks.0.") for m in modules):
+        found = found - {"ff"} | {"ff-low"}
+    return tuple(sorted(found))
 
 
 def spec_of(factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> LoraSpec:
@@ -74,9 +103,13 @@ def spec_of(factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> LoraSpec:
 
 
 def target_names(unet, spec: LoraSpec) -> list[str]:
-    """Module names of the UNet that the spec adapts, sorted."""
-    suffixes = tuple(spec.target_modules())
-    return sorted(n for n, m in unet.named_modules() if n.endswith(suffixes) and isinstance(m, torch.nn.Linear))
+    """Module names of the UNet that the spec adapts, sorted (ff-low: not at full resolution)."""
+    up = len(getattr(unet, "up_blocks", ()))
+
+    def adapted(n: str) -> bool:
+        return any(n.endswith(_TARGET_MODULE[t]) and not (t in BY_BLOCK and full_resolution(n, up)) for t in spec.targets)
+
+    return sorted(n for n, m in unet.named_modules() if isinstance(m, torch.nn.Linear) and adapted(n))
 
 
 FINGERPRINT_SPEC = LoraSpec(targets=("k", "v", "q", "out"))   # the base's identity: its cross-attention maps
@@ -111,7 +144,7 @@ def file_fingerprint(file) -> str:
 
 def attach(unet, spec: LoraSpec, name: str) -> None:
     """Add a fresh, trainable peft LoRA adapter named `name` (B = 0) and make it the active one."""
-    unet.add_adapter(spec.lora_config(), adapter_name=name)
+    unet.add_adapter(spec.lora_config(target_names(unet, spec)), adapter_name=name)
 
 
 def factors(unet, name: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

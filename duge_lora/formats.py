@@ -89,9 +89,10 @@ def encode_kohya(factors: Factors) -> tuple[dict[str, torch.Tensor], dict[str, s
     return out, {"ss_network_module": "networks.lora", "ss_network_dim": str(rank), "ss_network_alpha": str(rank)}
 
 
-def lora_metadata(spec: LoraSpec) -> str:
-    """diffusers' `lora_adapter_metadata` header: the LoraConfig, keys prefixed with 'unet.'."""
-    cfg = spec.lora_config().to_dict()
+def lora_metadata(spec: LoraSpec, modules) -> str:
+    """diffusers' `lora_adapter_metadata` header: the LoraConfig, keys prefixed with 'unet.' (a spec by block names
+    the adapted `modules` in full, so that diffusers adds LoRA layers to those alone)."""
+    cfg = spec.lora_config(modules).to_dict()
     return json.dumps({f"unet.{k}": (sorted(v) if isinstance(v, set) else v) for k, v in cfg.items()},
                       indent=2, sort_keys=True, default=str)
 
@@ -185,7 +186,7 @@ def write_adapter_folder(folder: Path, factors: Factors, spec: LoraSpec, record:
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    header = {"format": "pt", "lora_adapter_metadata": lora_metadata(spec), "duge": json.dumps(record, sort_keys=True)}
+    header = {"format": "pt", "lora_adapter_metadata": lora_metadata(spec, factors), "duge": json.dumps(record, sort_keys=True)}
     save_file(encode_factors(factors), str(folder / WEIGHTS_NAME), metadata=header)
     (folder / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
     (folder / CARD_NAME).write_text(card)
@@ -240,7 +241,7 @@ def write_composed(output: Path, manifest: dict, *, factors: Factors | None = No
     text = json.dumps(manifest, indent=2) + "\n"
     with atomic_path(output) as tmp:
         if fmt == "lora":
-            header["lora_adapter_metadata"] = lora_metadata(spec_of(factors))
+            header["lora_adapter_metadata"] = lora_metadata(spec_of(factors), factors)
             save_file(encode_factors(factors), str(tmp), metadata=header)
         elif fmt == "kohya":
             tensors, meta = encode_kohya(factors)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
+from duge_lora.formats import read_lora_file
 from duge_lora.models import load_base
 from duge_lora.verify import composed_unet, live_stack, probe
 from duge_lora_cli.main import main
@@ -81,19 +82,27 @@ def test_single_file_generates_the_images_of_the_composed_pipeline(tmp_path):
     assert images[0].std() > 0 and abs(images[0] - images[1]).max() < 1e-5
 
 
-def test_an_adapter_on_the_feed_forward_output_loads_merges_and_exports_like_the_others(tmp_path):
-    """The robust preset also adapts ff.net.2 (adversarial.py): plain diffusers' load_lora_weights, compose's merge
-    and the kohya export read those factors too, each equal to the live adapter within 1e-5."""
+@pytest.mark.parametrize("ff, blocks", [("ff", 7), ("ff-low", 4)])
+def test_an_adapter_on_the_feed_forward_output_loads_merges_and_exports_like_the_others(tmp_path, ff, blocks):
+    """The robust preset also adapts ff.net.2 (adversarial.py; ff-low: the four blocks below the toy latent's full
+    resolution): plain diffusers' load_lora_weights, compose's merge and the kohya export read those factors too, each
+    equal to the live adapter within 1e-5, and diffusers adds LoRA layers to the adapted blocks alone."""
     import json
 
     from safetensors.torch import load_file
 
     ad = tmp_path / "ff"
-    assert main(["train", "--concept", "circle", "--targets", "k,v,out,ff", "--max-prompts", "8", "--steps", "2", "--batch", "2",
-                 "-o", str(ad), "--json"]) == 0
-    assert json.loads((ad / "duge.json").read_text())["lora"]["targets"] == ["k", "v", "out", "ff"]
+    assert main(["train", "--concept", "circle", "--targets", f"k,v,out,{ff}", "--max-prompts", "8", "--steps", "2",
+                 "--batch", "2", "-o", str(ad), "--json"]) == 0
+    assert json.loads((ad / "duge.json").read_text())["lora"]["targets"] == ["k", "v", "out", ff]
     ff_keys = [k for k in load_file(str(ad / "pytorch_lora_weights.safetensors")) if ".ff.net.2.lora_B." in k]
-    assert len(ff_keys) == 7                      # one per transformer block of the toy UNet
+    assert len(ff_keys) == blocks                 # ff: one per transformer block of the toy UNet
+    full_res = ("down_blocks.0.", "up_blocks.1.")
+    assert (ff == "ff-low") == (not any(k.split("unet.")[-1].startswith(full_res) for k in ff_keys))
+    plain = load_base("toy", "cpu")
+    plain.pipe.load_lora_weights(str(ad), adapter_name="erase")            # as a user types it
+    lora_ff = [n for n, m in plain.pipe.unet.named_modules() if n.endswith("ff.net.2") and hasattr(m, "lora_A")]
+    assert len(lora_ff) == blocks
     live = load_base("toy", "cpu")
     live_stack(live, [str(ad)])
     ref, base = probe(live.pipe.unet), probe(load_base("toy", "cpu").pipe.unet)
@@ -103,3 +112,10 @@ def test_an_adapter_on_the_feed_forward_output_loads_merges_and_exports_like_the
         assert main(["compose", str(ad), "--format", fmt, "-o", str(out), "--no-verify", "--json"]) == 0
         got = probe(composed_unet(out, fmt, str(ROOT / "duge_lora/toy/assets/pipeline"), "cpu"))
         assert float((got - ref).abs().max()) < 1e-5, fmt
+    out = tmp_path / "sum.safetensors"                  # compose's LoRA output: its targets are read from the names
+    assert main(["compose", str(ad), "--format", "lora", "-o", str(out), "--no-verify", "--json"]) == 0
+    assert read_lora_file(out)[1].targets == tuple(sorted(("k", "v", "out", ff)))
+    plain = load_base("toy", "cpu")
+    plain.pipe.load_lora_weights(str(tmp_path), weight_name=out.name, adapter_name="composed")
+    assert len([n for n, m in plain.pipe.unet.named_modules() if n.endswith("ff.net.2") and hasattr(m, "lora_A")]) == blocks
+    assert float((probe(plain.pipe.unet) - ref).abs().max()) < 1e-5

@@ -37,6 +37,29 @@ def test_zero_initialised_adapter_is_exactly_the_base():
     assert torch.equal(probe(base.pipe.unet), before)
 
 
+def test_ff_low_names_the_blocks_below_full_resolution_and_reads_back():
+    """ff-low (the robust preset's feed-forward target, adapter.BY_BLOCK): the toy UNet's four transformer blocks below
+    the latent's full resolution; peft gets their full names; targets_of reads ff-low back from the names; ff and
+    ff-low together are one clear error."""
+    from duge_lora.adapter import spec_of, target_names, targets_of
+    from duge_lora.errors import DugeError
+
+    unet = load_base("toy", device="cpu").pipe.unet
+    low = target_names(unet, LoraSpec(targets=("ff-low",)))
+    every = target_names(unet, LoraSpec(targets=("ff",)))
+    assert len(every) == 7 and low == [n for n in every if not n.startswith(("down_blocks.0.", "up_blocks.1."))]
+    assert len(low) == 4 and "mid_block.attentions.0.transformer_blocks.0.ff.net.2" in low
+    spec = LoraSpec(targets=("k", "v", "ff-low"))
+    names = target_names(unet, spec)
+    assert sorted(spec.lora_config(names).target_modules) == names
+    attach(unet, spec, NEW)
+    adapted = {n for n, m in unet.named_modules() if hasattr(m, "lora_A") and NEW in m.lora_A}
+    assert adapted == set(names) and targets_of(names) == ("ff-low", "k", "v") and targets_of(every) == ("ff",)
+    assert spec_of({n: (torch.zeros(4, 2), torch.zeros(2, 4)) for n in names}).targets == ("ff-low", "k", "v")
+    with pytest.raises(DugeError, match="ff already holds"):
+        LoraSpec(targets=("ff", "ff-low"))
+
+
 @pytest.fixture(scope="module")
 def circle(tmp_path_factory):
     """A short real training run on the toy model (also used by later tests)."""
