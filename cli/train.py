@@ -73,7 +73,7 @@ def train(
     method: Annotated[str, typer.Option("--method", help=f"Objective: {', '.join(METHODS)} (uce: closed form, no training).")] = T.method,
     rank: Annotated[int, typer.Option("--rank", help="LoRA rank.")] = L.rank,
     alpha: Annotated[Optional[float], typer.Option("--alpha", help="LoRA alpha (default: the rank, so scaling 1).")] = L.alpha,
-    targets: Annotated[Optional[str], typer.Option("--targets", help=f"Maps to adapt: the cross-attention projections k,v,q,out and ff, the feed-forward output of the same transformer blocks (default: {','.join(L.targets)}; --robust: {','.join(ROBUST_TARGETS)}).", show_default=False)] = None,
+    targets: Annotated[Optional[str], typer.Option("--targets", help=f"Maps to adapt: the cross-attention projections k,v,q,out; ff, the feed-forward output of the same transformer blocks; ff-low, the same only in the blocks below the latent's full resolution (default: {','.join(L.targets)}; --robust: {','.join(ROBUST_TARGETS)}).", show_default=False)] = None,
     steps: Annotated[int, typer.Option("--steps", min=1)] = T.steps,
     lr: Annotated[float, typer.Option("--lr")] = T.lr,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Rows per data set (anchor, preserve, replay) per step.")] = T.batch,
@@ -90,8 +90,8 @@ def train(
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints (0: none).")] = T.checkpoint_every,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint (rerunning the same command does too; --overwrite starts over).")] = False,
     init: Annotated[Optional[str], typer.Option("--init", help="Where the adapter starts: zero (exactly the model before this request) or uce (the closed-form UCE edit, then trained; DUGE's default).")] = None,
-    robust: Annotated[bool, typer.Option("--robust", help=f"Resist a concept-recovery attack: {ROBUST_ROUNDS} adversarial rounds of textual inversion during training, to_out and the feed-forward output adapted too, preservation weighed 5x, keep_attn 15 (slower; measured on the toy model only; docs/method.md).")] = False,
-    repair: Annotated[bool, typer.Option("--repair", help="Hold the preserve and replay prompts that name no erased concept where the base draws them, not where the model before this request does: undoes what earlier requests wore away (L_pp and replay toward theta_0; measured with --robust on the toy model only: less erosion, a few points more recovery on dependent chains; docs/method.md).")] = False,
+    robust: Annotated[bool, typer.Option("--robust", help=f"Resist a concept-recovery attack: {ROBUST_ROUNDS} adversarial rounds of textual inversion during training, to_out and the feed-forward output below full resolution adapted too, preservation weighed 5x, keep_attn 15, --repair on (slower; measured on the toy model only; docs/method.md).")] = False,
+    repair: Annotated[Optional[bool], typer.Option("--repair/--no-repair", help="Hold the preserve and replay prompts that name no erased concept where the base draws them, not where the model before this request does: undoes what earlier requests wore away (L_pp and replay toward theta_0; default: on with --robust, off without; measured on the toy model only: less erosion; docs/method.md).", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Use an --anchor that an earlier adapter erased (its prompt no longer draws it).")] = False,
     num_processes: Annotated[int, typer.Option("--num-processes", help="Data-parallel processes (accelerate; gloo on a CPU, NCCL on GPUs): each computes its share of every step's batch.")] = 1,
     overwrite: OverwriteOpt = False,
@@ -151,15 +151,15 @@ def train(
 
 
 def _config(method, steps, lr, batch, seed, rank, alpha, targets, weight, checkpoint_every, mixed_precision,
-            gradient_checkpointing, init, robust, max_prompts, repair=False) -> TrainConfig:
+            gradient_checkpointing, init, robust, max_prompts, repair=None) -> TrainConfig:
     """The TrainConfig of the command line; --robust applies adversarial.robust_preset (what was given wins)."""
     given = parse_weights(weight or []) or None
     lora = LoraSpec(rank=rank, alpha=alpha, targets=tuple(t.strip() for t in targets.split(",") if t.strip())
                     if targets is not None else LoraSpec.targets)
     cfg = TrainConfig(method=method, steps=steps, lr=lr, batch=batch, seed=seed, lora=lora, weights=given,
                       checkpoint_every=checkpoint_every, mixed_precision=mixed_precision,
-                      gradient_checkpointing=gradient_checkpointing, init=init, max_prompts=max_prompts, repair=repair)
-    return robust_preset(cfg, targets is not None, given) if robust else cfg
+                      gradient_checkpointing=gradient_checkpointing, init=init, max_prompts=max_prompts, repair=bool(repair))
+    return robust_preset(cfg, targets is not None, given, repair is not None) if robust else cfg
 
 
 def _launch(output, n: int, resume: bool, overwrite: bool) -> int:

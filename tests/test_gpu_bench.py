@@ -23,7 +23,7 @@ def test_gpu_bench_dry_run_writes_its_json(tmp_path, capsys):
     assert inf["stacked_over_merged"] == round(inf["stacked_seconds_per_image"] / inf["merged_seconds_per_image"], 3)
     assert r["complete"] is True and r["attack"]["steps"] == 2 and r["attack"]["seconds"] > 0 and r["attack"]["peak_mb"] > 0
     rob = r["robust_request"]
-    assert rob["adversarial_rounds"] == 4 and rob["targets"] == ["k", "v", "out", "ff"] and rob["seconds"] > 0
+    assert rob["adversarial_rounds"] == 4 and rob["targets"] == ["k", "v", "out", "ff-low"] and rob["seconds"] > 0
     assert all(rob["data"]["cached"].values())          # the first request's data: the rounds and steps are timed
 
 

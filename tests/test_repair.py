@@ -61,8 +61,9 @@ def test_the_repaired_rows_get_theta_0_and_the_others_keep_theta_k_minus_1(data_
 
 def test_the_first_request_and_runs_without_the_option_have_no_repair(data_cache):
     robust = robust_preset(TrainConfig(steps=2, batch=2, max_prompts=8, checkpoint_every=0))
-    assert not robust.repair and not TrainConfig().repair           # an option: the preset leaves it off
-    first = replace(robust, repair=True)
+    assert robust.repair and not TrainConfig().repair               # the robust preset's; off without it
+    assert not robust_preset(TrainConfig(), repair_given=True).repair   # the user's choice wins over the preset
+    first = robust
     assert prepare(load_base("toy", "cpu"), TOY.make_request("circle"), [], first, data_cache).step.repair is None
     plain = TrainConfig(steps=2, batch=2, max_prompts=8, checkpoint_every=0)     # the circle adapter's k, v
     s = prepare(load_base("toy", "cpu"), TOY.make_request("red"), [resolve_adapter(CIRCLE)], plain, data_cache)

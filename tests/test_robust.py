@@ -48,14 +48,16 @@ def test_robust_training_records_its_preset(tmp_path, capsys):
     assert main(["train", "--concept", "circle", "--robust", "--steps", "3", "--batch", "2", "-o", str(out), "--json"]) == 0
     r = json.loads((out / "duge.json").read_text())
     assert r["hyperparameters"]["adversarial_rounds"] == adversarial.ROUNDS
-    assert r["lora"]["targets"] == ["k", "v", "out", "ff"] and r["loss_weights"]["pp"] == 5.0
+    assert r["lora"]["targets"] == ["k", "v", "out", "ff-low"] and r["loss_weights"]["pp"] == 5.0
+    assert r["hyperparameters"]["repair"] == "theta_0"                       # the preset's repair toward the base
     keys = list(load_file(str(out / "pytorch_lora_weights.safetensors")))
     assert any("attn2.to_out" in k for k in keys) and any(".ff.net.2." in k for k in keys)
     assert r["loss_weights"]["keep_attn"] == adversarial.WEIGHTS["keep_attn"] == 15.0
     # what the user gives wins over the preset
     assert main(["train", "--concept", "circle", "--robust", "--steps", "2", "--batch", "2", "--targets", "k,v",
-                 "--weight", "pp=2", "-o", str(tmp_path / "b"), "--json"]) == 0
+                 "--weight", "pp=2", "--no-repair", "-o", str(tmp_path / "b"), "--json"]) == 0
     r = json.loads((tmp_path / "b" / "duge.json").read_text())
+    assert "repair" not in r["hyperparameters"]
     assert r["lora"]["targets"] == ["k", "v"] and r["loss_weights"]["pp"] == 2.0 and r["loss_weights"]["keep"] == 5.0
 
 
