@@ -8,6 +8,8 @@ def adapter_card(record: dict) -> str:
     lineage = "\n".join(f"{p['order']}. `{p['concept']}` (sha256 {p['sha256'][:12]}...)" for p in parents) or "none: this is the first request."
     weights = ", ".join(f"{k}={v:g}" for k, v in record["loss_weights"].items() if isinstance(v, (int, float)))
     losses = ", ".join(f"{k} {v:.4g}" for k, v in record.get("final_losses", {}).items())
+    modules = ", ".join(record["lora"]["target_modules"]) + (" (ff.net.2 only below the latent's full resolution)"
+                                                             if "ff-low" in record["lora"].get("targets", ()) else "")
     base_model = base["name"] if "/" in base["name"] and not base["name"].startswith((".", "/")) else None
     front = ["---", "library_name: diffusers", "tags:", "- lora", "- concept-unlearning", "- duge-lora",
              "- text-to-image"] + ([f"base_model: {base_model}"] if base_model else []) + ["---", ""]
@@ -19,7 +21,7 @@ Trained by duge-lora {record['duge_lora_version']} with the `{record['method']}`
 (DUGE: cross-attention, prior-preservation and regularization losses; arXiv 2503.13769).
 
 - synonyms also erased: {', '.join(req['synonyms']) or 'none given'}
-- LoRA: rank {record['lora']['rank']}, alpha {record['lora']['alpha']:g}, on {', '.join(record['lora']['target_modules'])}
+- LoRA: rank {record['lora']['rank']}, alpha {record['lora']['alpha']:g}, on {modules}
 - training: {record['hyperparameters']['steps']} steps, lr {record['hyperparameters']['lr']:g}, seed {record['hyperparameters']['seed']}, {record['seconds']:.0f} s
 - loss weights: {weights}
 - final losses: {losses}
