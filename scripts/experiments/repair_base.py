@@ -24,9 +24,12 @@ them), "anchor" ("far": each request's default anchor is the nearest concept of 
 candidate order (worlds/toy.anchor_candidates), that is neither erased nor one of the target's neighbours (its
 preserve set); where none is left, the usual default. Yellow then draws purple instead of orange on the default
 sequence, and red and blue draw yellow). "ff" ("low": the feed-forward output adapted only in
-the four transformer blocks at the lower resolution, 128 channels: down_blocks.1, mid_block, up_blocks.0 (two);
-"high": only in the three at the latent's full resolution, 64 channels: down_blocks.0, up_blocks.1 (two); by
-default all seven). The share of rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
+the four transformer blocks at the lower resolution, 128 channels: down_blocks.1, mid_block, up_blocks.0 (two), the
+library's preset since 2026-12-02 (target ff-low); "high": only in the three at the latent's full resolution, 64
+channels: down_blocks.0, up_blocks.1 (two); "all": all seven, the preset before; by default the library's preset).
+Since 2026-12-02 the library's preset repairs the noise predictions itself (TrainConfig.repair); this script turns
+that off and repairs with its own separately loaded base, as it did before, so that its options keep their meaning.
+The share of rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
 command."""
 import json
 import sys
@@ -48,9 +51,8 @@ adversarial.ROUNDS = int(over.get("rounds", adversarial.ROUNDS))   # robust_pres
 CLEAN_FIRST = over.get("replay") == "clean"
 OWN = float(over.get("own", 0))
 FAR = over.get("anchor") == "far"
-FF_BLOCKS = {"low": ("down_blocks.1.attentions.0", "mid_block.attentions.0", "up_blocks.0.attentions.0",
-                     "up_blocks.0.attentions.1"),
-             "high": ("down_blocks.0.attentions.0", "up_blocks.1.attentions.0", "up_blocks.1.attentions.1")}[over["ff"]] if "ff" in over else None
+FF = {"low": "ff-low", "high": "ff-low", "all": "ff"}[over.get("ff", "low")]   # "high": ff-low's blocks swapped
+HIGH = over.get("ff") == "high"
 ADV = {"last": None, "kept": []}               # the current request's last round; the earlier requests' kept pairs
 STATE = {"words": None, "unet0": None, "capture0": None, "rows": 0, "clean": 0}
 
@@ -210,21 +212,26 @@ def far_anchor(resolve):
     return resolve_anchor
 
 
-def ff_in_blocks(target_modules):
-    """LoraSpec.target_modules with "ff" spelled as the full names of the FF_BLOCKS' feed-forward outputs (the "ff"
-    option); peft and adapter.target_names match full names as they match suffixes."""
-    def names(self):
-        out = target_modules(self)
-        if "ff.net.2" not in out:
-            return out
-        return [m for m in out if m != "ff.net.2"] + [f"{b}.transformer_blocks.0.ff.net.2" for b in FF_BLOCKS]
-    return names
+def no_library_repair(preset):
+    """adversarial.robust_preset with the library's own repair off and ff as the "ff" option says: this script's
+    passes() repairs instead, with a separately loaded base."""
+    from dataclasses import replace
+
+    from duge_lora.adapter import LoraSpec
+
+    def robust_preset(cfg, *a, **k):
+        cfg = preset(cfg, *a, **k)
+        targets = tuple(FF if t in ("ff", "ff-low") else t for t in cfg.lora.targets)
+        return replace(cfg, repair=False, lora=LoraSpec(rank=cfg.lora.rank, alpha=cfg.lora.alpha, targets=targets))
+    return robust_preset
 
 
 after_make_data(with_memory)
-if FF_BLOCKS:
-    from duge_lora.adapter import LoraSpec
-    LoraSpec.target_modules = ff_in_blocks(LoraSpec.target_modules)
+adversarial.robust_preset = no_library_repair(adversarial.robust_preset)
+if HIGH:
+    from duge_lora import adapter
+    _full = adapter.full_resolution
+    adapter.full_resolution = lambda name, up: not _full(name, up)   # ff-low's blocks become the full-res ones
 if FAR:
     import duge_lora.worlds.toy as toy_world
     toy_world.resolve_anchor = far_anchor(toy_world.resolve_anchor)

@@ -1,5 +1,6 @@
 """What the robust-preset experiments share: a bench of duge-robust alone through the library (one process, one
-thread), on quick's chain or on {"sequence": S, "seeds": [...], "steps": N} from the experiment's JSON, printing each
+thread), on quick's chain or on {"sequence": S (a name or a list of concepts), "seeds": [...], "steps": N, "attack_steps": N}
+from the experiment's JSON, printing each
 step."""
 import json
 import time
@@ -27,8 +28,10 @@ def after_make_data(after) -> None:
 def run(out: Path, over: dict) -> None:
     b = over.get("bench", {})
     kw = {"methods": ("duge-robust",), "ablation": ()}
-    if "sequence" in b:
-        kw["sequence"] = SEQUENCES[b["sequence"]]
+    if "sequence" in b:                         # a sequence's name, or a list of concepts
+        kw["sequence"] = SEQUENCES[b["sequence"]] if isinstance(b["sequence"], str) else tuple(b["sequence"])
+    if "attack_steps" in b:
+        kw["attack_steps"] = int(b["attack_steps"])
     if "seeds" in b:
         kw["seeds"] = tuple(b["seeds"])
     if "steps" in b:
