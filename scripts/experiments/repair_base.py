@@ -26,7 +26,8 @@ preserve set); where none is left, the usual default. Yellow then draws purple i
 sequence, and red and blue draw yellow). "ff" ("low": the feed-forward output adapted only in
 the four transformer blocks at the lower resolution, 128 channels: down_blocks.1, mid_block, up_blocks.0 (two), the
 library's preset since 2026-12-02 (target ff-low); "high": only in the three at the latent's full resolution, 64
-channels: down_blocks.0, up_blocks.1 (two); "all": all seven, the preset before; by default the library's preset).
+channels: down_blocks.0, up_blocks.1 (two); "all", the default: all seven, as in the preset before 2026-12-02, so
+that the commands recorded for the earlier chains (robust_frontier.VARIANTS) keep their meaning).
 Since 2026-12-02 the library's preset repairs the noise predictions itself (TrainConfig.repair); this script turns
 that off and repairs with its own separately loaded base, as it did before, so that its options keep their meaning.
 The share of rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
@@ -51,7 +52,7 @@ adversarial.ROUNDS = int(over.get("rounds", adversarial.ROUNDS))   # robust_pres
 CLEAN_FIRST = over.get("replay") == "clean"
 OWN = float(over.get("own", 0))
 FAR = over.get("anchor") == "far"
-FF = {"low": "ff-low", "high": "ff-low", "all": "ff"}[over.get("ff", "low")]   # "high": ff-low's blocks swapped
+FF = {"low": "ff-low", "high": "ff-low", "all": "ff"}[over.get("ff", "all")]   # "high": ff-low's blocks swapped
 HIGH = over.get("ff") == "high"
 ADV = {"last": None, "kept": []}               # the current request's last round; the earlier requests' kept pairs
 STATE = {"words": None, "unet0": None, "capture0": None, "rows": 0, "clean": 0}

@@ -24,7 +24,7 @@ VARIANTS = {
     "rank8-{seq}-s{seed}": ("rank 8", 'robust_rank.py {"rank": 8}'),
     "repair-{seq}-s{seed}": ("full repair", "repair_base.py {}"),
     "repair-mem8-{seq}-s{seed}": ("full repair + memory 8", 'repair_base.py {"memory": 8}'),
-    "repair-noattn-{seq}-s{seed}": ("noise repair (--repair)", 'repair_base.py {"attn": 0}'),
+    "repair-noattn-{seq}-s{seed}": ("noise repair, ff everywhere", 'repair_base.py {"attn": 0}'),
     "replay-noattn-{seq}-s{seed}": ("noise repair, replay rows", 'repair_base.py {"attn": 0, "rows": "replay"}'),
     "r5-noattn-{seq}-s{seed}": ("noise repair, 5 rounds", 'repair_base.py {"attn": 0, "rounds": 5}'),
     "mem8-noattn-{seq}-s{seed}": ("noise repair + memory 8", 'repair_base.py {"attn": 0, "memory": 8}'),
@@ -32,16 +32,19 @@ VARIANTS = {
     "own-{seq}-s{seed}": ("noise repair, clean replay, own pairs half",
                           'repair_base.py {"attn": 0, "replay": "clean", "own": 0.5}'),
     "far-{seq}-s{seed}": ("noise repair, anchor off the neighbours", 'repair_base.py {"attn": 0, "anchor": "far"}'),
-    "fflow-{seq}-s{seed}": ("noise repair, ff in the 4 low-res blocks", 'repair_base.py {"attn": 0, "ff": "low"}'),
+    "fflow-{seq}-s{seed}": ("ff-low + noise repair: the preset",
+                            'repair_base.py {"attn": 0, "ff": "low"}'),
     "ffhigh-{seq}-s{seed}": ("noise repair, ff in the 3 full-res blocks", 'repair_base.py {"attn": 0, "ff": "high"}'),
 }
 # The preset on the default sequence: its chains' folders were not kept, so (erosion, recovered, lowest UA) per seed
-# are docs/benchmarks.md's "The robust preset reaches the feed-forward output". On the dependent sequence the
+# are docs/benchmarks.md's "The robust preset reaches the feed-forward output". Labels and commands of kept chains
+# follow VARIANTS. On the dependent sequence the
 # preset is read from its committed bench, DEPENDENT. Concept Ablation's recovery: the full benches, seed 0.
 PRESET = {("default", 0): (3.3, 24.1, 75.0), ("default", 1): (10.6, 19.1, 87.5), ("default", 2): (3.3, 20.0, 89.3)}
 ROOT = Path(__file__).resolve().parents[2]
 DEPENDENT = ROOT / "docs" / "bench-attack" / "dependent-chain-fix" / "results.json"
 ABLATE = {"default": 28.5, "dependent": 20.9}
+PRESET_LABEL = "the preset until 2026-12-02"
 
 
 def dependent_preset() -> list[dict]:
@@ -49,7 +52,7 @@ def dependent_preset() -> list[dict]:
     rows = []
     for seed, steps in zip(runs["seeds"], runs["per_seed"]):
         st = steps[-1]
-        rows.append({"label": "the preset", "sequence": "dependent", "seed": seed, "source": str(DEPENDENT.relative_to(ROOT)),
+        rows.append({"label": PRESET_LABEL, "sequence": "dependent", "seed": seed, "source": str(DEPENDENT.relative_to(ROOT)),
                      "erosion": round(100 * st["erosion"], 1), "recovered": round(100 * st["recovered"], 1),
                      "lowest_ua": round(100 * min(t["ua"] for t in st["targets"]), 1)})
     return rows
@@ -61,7 +64,7 @@ def collect(exp: Path, out: Path) -> None:
         r = json.loads(line)
         if "." not in r["stack"][-1]:                    # RUN/runs/METHOD/seed-N -> RUN's folder name
             prec[Path(r["run"]).parents[2].name] = r
-    rows = [{"label": "the preset", "sequence": q, "seed": s, "erosion": e, "recovered": r, "lowest_ua": u,
+    rows = [{"label": PRESET_LABEL, "sequence": q, "seed": s, "erosion": e, "recovered": r, "lowest_ua": u,
              "source": "docs/benchmarks.md"} for (q, s), (e, r, u) in PRESET.items()] + dependent_preset()
     for pattern, (label, command) in VARIANTS.items():
         for seq in ("default", "dependent"):
@@ -79,8 +82,10 @@ def collect(exp: Path, out: Path) -> None:
                              "mean_ua": round(100 * st["mean_ua"], 1),
                              **({"erosion_480": p["erosion"], "interval_95": p["interval_95"]} if p else {})})
     new = {r["folder"] for r in rows if "folder" in r}
-    if out.exists():                                     # chains collected earlier from folders no longer here: kept
-        rows += [r for r in json.loads(out.read_text())["chains"] if "folder" in r and r["folder"] not in new]
+    known = {p.format(seq=q, seed=n): v for p, v in VARIANTS.items() for q in ("default", "dependent") for n in (0, 1, 2)}
+    if out.exists():                                     # chains collected earlier from folders no longer here: kept,
+        rows += [r | dict(zip(("label", "command"), known.get(r["folder"], (r["label"], r.get("command")))))
+                 for r in json.loads(out.read_text())["chains"] if "folder" in r and r["folder"] not in new]
     tmp = out.with_suffix(".tmp.json")                  # written whole, then moved: the old chains exist only here
     tmp.write_text(json.dumps({"ablate_recovered": ABLATE, "chains": rows}, indent=1) + "\n")
     tmp.replace(out)
@@ -93,7 +98,7 @@ def plot(src: Path, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     data = json.loads(src.read_text())
-    labels = sorted({r["label"] for r in data["chains"]}, key=lambda x: (x != "the preset", x))
+    labels = sorted({r["label"] for r in data["chains"]}, key=lambda x: (x != PRESET_LABEL, x))
     marks = dict(zip(labels, itertools.cycle("o s ^ v < > D p h * X P d 8 H".split())))   # filled shapes; colours differ
     colours = dict(zip(labels, plt.cm.tab20.colors))
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), sharey=True)
