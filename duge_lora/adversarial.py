@@ -78,8 +78,10 @@ class Adversary:
         finally:
             unet.enable_adapters()
 
-    def round(self, s, step: int) -> None:
-        """Attack the model as trained so far; add the learned word's target prompts to the erased pairs."""
+    def round(self, s, step: int, check=None) -> None:
+        """Attack the model as trained so far; add the learned word's target prompts to the erased pairs. `check()`
+        (interrupts.step_boundaries) runs after every attack step, so Ctrl-C stops a round at once: the pairs are
+        added only at its end, and a resumed run repeats the round."""
         from .attack import AttackConfig, add_placeholders, learn_embeddings, placeholder_words
         from .trainset import encode_prompts
 
@@ -90,7 +92,8 @@ class Adversary:
         ids = add_placeholders(self.base.pipe, TOKENS)
         word = " ".join(placeholder_words(TOKENS))
         learn_embeddings(self.base, self.x0, self.plan.with_word(word), ids,  # the attack itself (attack.attack_once)
-                         AttackConfig(steps=ATTACK_STEPS, tokens=TOKENS, seed=self.cfg.seed + step))
+                         AttackConfig(steps=ATTACK_STEPS, tokens=TOKENS, seed=self.cfg.seed + step),
+                         progress=(lambda done, total: check()) if check else None)
         prompts, pairs = self._prompts(s.step.data)
         for p in s.params:                                   # the attack froze the UNet; the adapter trains on
             p.requires_grad_(True)

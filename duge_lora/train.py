@@ -227,7 +227,7 @@ def _steps(s: Session, cfg: TrainConfig, start: int, ckpt: Path, config_id: str,
     good = start
     for step in range(start, cfg.steps):
         if s.adversary is not None and step in s.adversary.at:
-            s.adversary.round(s, step)
+            s.adversary.round(s, step, boundary)
             progress("adversarial", s.adversary.at.index(step) + 1, len(s.adversary.at), {})
         loss, terms = training_step(s.step, s.gen, (ranks.rank, ranks.world))
         logged = ranks.mean_values(terms | {"loss": float(loss.detach())})

@@ -43,6 +43,23 @@ def test_a_round_adds_one_pair_per_target_prompt_with_the_learned_word(tmp_path,
     assert all("<duge-attack-0>" in p and "circle" not in p and "disc" not in p for p in prompts)
 
 
+def test_an_interruption_stops_a_round_after_one_attack_step_and_adds_nothing(data_cache):
+    """Ctrl-C held by step_boundaries is raised inside the round (after the first of its 150 attack steps), not
+    after the whole inner attack; the round's pairs are not added, so the checkpoint of whole steps stays exact."""
+    base = load_base("toy", "cpu")
+    cfg = robust_preset(TrainConfig(steps=4, batch=2, max_prompts=8, checkpoint_every=0))
+    s = prepare(base, TOY.make_request("circle"), [], cfg, data_cache)
+    pairs, calls = list(s.step.data.pairs), []
+
+    def check():
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        s.adversary.round(s, 1, check)
+    assert len(calls) == 1 and s.step.data.pairs == pairs and not s.adversary.added
+
+
 def test_robust_training_records_its_preset(tmp_path, capsys):
     out = tmp_path / "a"
     assert main(["train", "--concept", "circle", "--robust", "--steps", "3", "--batch", "2", "-o", str(out), "--json"]) == 0
