@@ -218,12 +218,10 @@ def no_library_repair(preset):
     passes() repairs instead, with a separately loaded base."""
     from dataclasses import replace
 
-    from duge_lora.adapter import LoraSpec
-
     def robust_preset(cfg, *a, **k):
         cfg = preset(cfg, *a, **k)
         targets = tuple(FF if t in ("ff", "ff-low") else t for t in cfg.lora.targets)
-        return replace(cfg, repair=False, lora=LoraSpec(rank=cfg.lora.rank, alpha=cfg.lora.alpha, targets=targets))
+        return replace(cfg, repair=False, lora=replace(cfg.lora, targets=targets))
     return robust_preset
 
 

@@ -1,7 +1,6 @@
 """What the robust-preset experiments share: a bench of duge-robust alone through the library (one process, one
-thread), on quick's chain or on {"sequence": S (a name or a list of concepts), "seeds": [...], "steps": N, "attack_steps": N}
-from the experiment's JSON, printing each
-step."""
+thread), on quick's chain or on {"sequence": S (a name or a list of concepts), "seeds": [...], "steps": N,
+"attack_steps": N} from the experiment's JSON, printing each step."""
 import json
 import time
 from pathlib import Path
