@@ -95,13 +95,14 @@ def bench_command(
     results = collect(cfg, output, command)
     results["wall_seconds"] = round(time.time() - t0, 1)
     results["workers"] = workers
+    results["resumed"] = resuming                # wall_seconds is then this run's, not the whole bench's
     paths = write_report(output, results)
     Output(json_).show({"output": str(output), "wall_seconds": results["wall_seconds"],
                         "final": {name: row for name, row in summary_rows(results)},
                         "files": {k: str(v) for k, v in paths.items()}}, _summary(results))
     if not json_:
         note(f"wrote {paths['html']} (open it in a browser), {paths['markdown']} and {paths['json']} "
-             f"in {results['wall_seconds']:.0f} s")
+             f"in {results['wall_seconds']:.0f} s" + (" (this run only: the steps finished before were kept)" if resuming else ""))
 
 
 def _overrides(methods: str, sequence, seeds, seeded: str, ablation, steps, images, scene_fraction, base: str) -> dict:

@@ -67,28 +67,56 @@ def load_base_verdicts(out: Path, seed: int) -> dict[str, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- one step of one run
-def _train_request(run: Run, cfg: BenchConfig, out: Path, req, adapters: list[Path], adapter: Path, say) -> tuple:
-    """Train request k on the run's adapters 1..k-1 (or read it back): (record, the model training ended with)."""
-    from .compose import Item, apply_items
-    from .models import load_base, resolve_precision
-    from .records import resolve_adapter, resolve_adapters
-    from .train import TrainConfig, train_adapter
+def _train_config(run: Run, cfg: BenchConfig, precision: str):
+    """How request k of `run` is trained: the bench's steps and data, the run's method and seed (duge-robust: the
+    adversarial preset)."""
+    from .train import TrainConfig
 
-    if (adapter / "duge.json").exists():
-        return resolve_adapter(adapter).record, None
-    trainee = load_base(cfg.base, cfg.device, mixed_precision=cfg.mixed_precision)
-    precision = resolve_precision(cfg.mixed_precision, trainee.device)
     tcfg = TrainConfig(method="duge" if run.method == ROBUST else run.method, steps=cfg.steps, seed=run.seed,
                        weights=run.weights(), mixed_precision=precision, max_prompts=cfg.max_prompts,
                        checkpoint_every=max(10, cfg.steps // 4))
     if run.method == ROBUST:
         from .adversarial import robust_preset
         tcfg = robust_preset(tcfg)
+    return tcfg
+
+
+def _train_request(run: Run, cfg: BenchConfig, out: Path, req, adapters: list[Path], adapter: Path, say) -> tuple:
+    """Train request k on the run's adapters 1..k-1 (or read it back): (record, the model training ended with)."""
+    from .compose import Item, apply_items
+    from .models import load_base, resolve_precision
+    from .records import resolve_adapter, resolve_adapters
+    from .train import train_adapter
+
+    if (adapter / "duge.json").exists():
+        return resolve_adapter(adapter).record, None
+    trainee = load_base(cfg.base, cfg.device, mixed_precision=cfg.mixed_precision)
+    tcfg = _train_config(run, cfg, resolve_precision(cfg.mixed_precision, trainee.device))
     record = train_adapter(trainee, req, resolve_adapters(adapters), tcfg, adapter, resume=True, cache=out / "cache",
                            progress=lambda stage, d, t, info: say(stage, d, t))
     if run.method == "uce":            # closed form: theta_{k-1} is merged, merge adapter k the same way
         apply_items(trainee, [Item(resolve_adapter(adapter))], record.base.fingerprint)
     return record, trainee.pipe.unet.eval()
+
+
+def check_finished(cfg: BenchConfig, out: Path) -> None:
+    """A resumed bench reuses every finished adapter as it is. Refuse one whose duge.json records other training
+    settings than this version gives its run (an earlier version's preset, say), so that no chain mixes the two."""
+    from .records import AdapterRecord
+    from .train import comparable_settings
+
+    for run in runs_of(cfg):
+        want = comparable_settings(_train_config(run, cfg, "no"))
+        for k, concept in enumerate(cfg.sequence, 1):
+            f = run_folder(out, run.name, run.seed) / f"{k:02d}-{slug(concept)}" / "duge.json"
+            if not f.exists():
+                continue
+            have = comparable_settings(AdapterRecord.from_dict(json.loads(f.read_text())))
+            changed = sorted(key for key in want.keys() | have.keys() if want.get(key) != have.get(key))
+            if changed:
+                raise UsageError(f"{f.parent} was trained with other settings ({', '.join(changed)}) than this version "
+                                 f"of duge-lora gives {run.key}, so resuming would mix the two in one chain.",
+                                 f"Pass {param('overwrite')} to start over, or use another {param('output')}.")
 
 
 def _judge_step(measure, run: Run, composed, reqs: list, base: dict, folder: Path, k: int, say) -> dict:
@@ -187,6 +215,7 @@ def prepare_dir(out: Path, cfg: BenchConfig, overwrite: bool) -> bool:
 def run_bench(cfg: BenchConfig, out: Path, workers: int = 1, report: Report | None = None) -> None:
     """Every run of the bench, spread over `workers` processes (1: in this process)."""
     report = report or (lambda msg: None)
+    check_finished(cfg, out)
     for seed in cfg.used_seeds():
         report({"run": "base", "step": 0, "stage": "judge", "done": 0, "total": 1})
         measure_base(cfg, out, seed)

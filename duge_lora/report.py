@@ -149,7 +149,10 @@ def plots(results: dict, folder: Path) -> list[Path]:
     for metric in METRICS:
         fig, ax = plt.subplots(figsize=(7, 4))
         draw(ax, metric)
-        ax.legend(fontsize=8)
+        if ax.lines:
+            ax.legend(fontsize=8)
+        else:                               # e.g. UA_prev in a one-request bench
+            ax.text(0.5, 0.5, "no step of this bench has this figure", ha="center", va="center", transform=ax.transAxes)
         path = folder / f"{metric}.png"
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")

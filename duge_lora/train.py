@@ -309,6 +309,22 @@ def save(output: Path, weights: dict, spec: LoraSpec, record: AdapterRecord) -> 
         write_adapter_folder(tmp, weights, spec, d, adapter_card(d))
 
 
+def comparable_settings(what) -> dict:
+    """The training settings an adapter's duge.json records, from a TrainConfig or an AdapterRecord, as JSON values:
+    method, LoRA spec, loss weights (not for a closed-form method, which records its own) and hyperparameters,
+    without the numeric precision and sampler. Two adapters trained alike give equal dicts (bench.check_finished)."""
+    if isinstance(what, TrainConfig):
+        hp = {"steps": what.steps, "lr": what.lr, "batch": what.batch, "seed": what.seed, "max_prompts": what.max_prompts,
+              "init": what.start(), "adversarial_rounds": what.adversarial or None, "repair": "theta_0" if what.repair else None}
+        d = {"method": what.method, "lora": what.lora.to_dict(), "loss_weights": what.loss_weights(), **hp}
+    else:
+        d = {"method": what.method, "lora": what.lora, "loss_weights": what.loss_weights, **{k: what.hyperparameters.get(k)
+             for k in ("steps", "lr", "batch", "seed", "max_prompts", "init", "adversarial_rounds", "repair")}}
+    if d["method"] in CLOSED_FORM:
+        d.pop("loss_weights")
+    return json.loads(json.dumps(d))
+
+
 def make_record(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, base_fp: str,
                 history: list[dict], seconds: float, data_info: dict) -> AdapterRecord:
     """The adapter's record: request, method, settings, base, lineage, data, time and the last 20 steps' losses."""

@@ -124,6 +124,22 @@ def test_resume_skips_finished_steps_and_reproduces_a_lost_one(bench_dir, tmp_pa
     assert np.array_equal(np.load(folder / "probe-02.npy"), np.load(bench_dir / "runs/duge/seed-0/probe-02.npy"))
 
 
+def test_resume_refuses_an_adapter_trained_otherwise(bench_dir, tmp_path, capsys):
+    """A finished adapter whose duge.json records other settings (as an earlier version's preset would) is not
+    reused: the chain would mix the two. Nothing is written."""
+    out = tmp_path / "copy"
+    shutil.copytree(bench_dir, out)
+    record = out / "runs" / "duge" / "seed-0" / "02-red" / "duge.json"
+    d = json.loads(record.read_text())
+    d["lora"]["targets"] = [*d["lora"]["targets"], "out"]
+    record.write_text(json.dumps(d))
+    (out / "runs" / "duge" / "seed-0" / "step-02.json").unlink()
+    assert main(ARGS + ["-o", str(out), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "02-red was trained with other settings (lora)" in err and "--overwrite" in err and "Traceback" not in err
+    assert not (out / "runs" / "duge" / "seed-0" / "step-02.json").exists()
+
+
 def test_bench_refuses_other_settings_in_the_same_folder(bench_dir, capsys):
     assert main(["bench", "--quick", "--sequence", "circle,red", "--methods", "duge", "--ablation", "none",
                  "--steps", "8", "-o", str(bench_dir)]) == 2
