@@ -36,6 +36,10 @@ VARIANTS = {
                             'repair_base.py {"attn": 0, "ff": "low"}'),
     "ffhigh-{seq}-s{seed}": ("noise repair, ff in the 3 full-res blocks", 'repair_base.py {"attn": 0, "ff": "high"}'),
     "fflowr5-{seq}-s{seed}": ("the preset, 5 rounds", 'repair_base.py {"attn": 0, "ff": "low", "rounds": 5}'),
+    "cleanlow-{seq}-s{seed}": ("the preset, clean replay kept",
+                               'repair_base.py {"attn": 0, "ff": "low", "replay": "clean"}'),
+    "ownlow-{seq}-s{seed}": ("the preset, clean replay, own pairs half",
+                             'repair_base.py {"attn": 0, "ff": "low", "replay": "clean", "own": 0.5}'),
 }
 # The preset on the default sequence: its chains' folders were not kept, so (erosion, recovered, lowest UA) per seed
 # are docs/benchmarks.md's "The robust preset reaches the feed-forward output". Labels and commands of kept chains
