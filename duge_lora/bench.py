@@ -103,7 +103,7 @@ def check_finished(cfg: BenchConfig, out: Path) -> None:
     """A resumed bench reuses every finished adapter as it is. Refuse one whose duge.json records other training
     settings than this version gives its run (an earlier version's preset, say), so that no chain mixes the two."""
     from .records import AdapterRecord
-    from .train import comparable_settings
+    from .train_record import comparable_settings
 
     for run in runs_of(cfg):
         want = comparable_settings(_train_config(run, cfg, "no"))

@@ -37,6 +37,7 @@ class Step:
     protect: KeepStates | None = None
     ff_capture: AttentionCapture | None = None   # the feed-forward blocks' outputs (only when keep_ff weighs > 0)
     repair: object | None = None         # repair.Repair: theta_0's reference on the clean preserve / replay rows
+    own_share: float = 0.0               # share of anchor rows from the request's own pairs (trainset.anchor_pairs)
 
     @property
     def device(self) -> torch.device:
@@ -117,7 +118,7 @@ def training_step(s: Step, gen: torch.Generator, shard: tuple[int, int] = (0, 1)
 
     The global batch (rows, noise, timesteps) is always drawn whole from `gen`; shard = (rank, world) keeps this
     rank's rows of each segment (distributed.shard_rows), so the data do not depend on the number of ranks."""
-    x0, e_train, e_ref, seg = sample_batch(s.data, s.objective.segments, s.batch, gen)
+    x0, e_train, e_ref, seg = sample_batch(s.data, s.objective.segments, s.batch, gen, s.own_share)
     noise = torch.randn(x0.shape, generator=gen)
     t = torch.randint(0, s.scheduler.config.num_train_timesteps, (len(x0),), generator=gen)
     if shard[1] > 1:

@@ -14,13 +14,12 @@ import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from . import __version__, validate
+from . import validate
 from .adapter import LoraSpec, attach, factors, target_names
 from .card import adapter_card
 from .checkpoint import has_checkpoint, load_checkpoint, partial_dir, save_checkpoint
@@ -35,9 +34,10 @@ from .io import atomic_path
 from .losses import OBJECTIVES
 from .memory import peak_memory_mb, reset_peak_memory
 from .models import Base
-from .records import Adapter, AdapterRecord, BaseRef, ParentRef, Request, check_lineage, requests_of
+from .records import Adapter, AdapterRecord, Request, check_lineage, requests_of
 from .repair import BaseWeights, Repair, erased_words, repaired_rows
 from .step import NEW, Step, keep_states, training_step
+from .train_record import make_record
 from .trainset import make_data
 
 CLOSED_FORM = ("uce",)  # methods that compute the adapter without training
@@ -64,6 +64,8 @@ class TrainConfig:
     init: str | None = None              # zero | uce: where adapter k starts (INITS); None: the objective's
     adversarial: int = 0                 # adversarial rounds (adversarial.py; the robust option); 0: none
     repair: bool = False                 # L_pp / L_replay toward theta_0 on rows naming no erased concept (repair.py)
+    own_share: float = 0.0               # after adversarial rounds, this share of anchor rows from the request's own pairs
+    clean_replay: bool = False           # the replay set keeps every prompt naming no erased concept (trainset.make_data)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -81,6 +83,9 @@ class TrainConfig:
         if self.adversarial and self.method in CLOSED_FORM:
             raise DugeError(f"{self.method} computes its adapter in closed form, with no steps for adversarial rounds.",
                             f"Leave {param('robust')} out with {param('method')} {self.method}.", option="robust")
+        if not 0 <= self.own_share < 1:
+            raise DugeError(f"The share of a batch's anchor rows drawn from the request's own pairs is {self.own_share}, "
+                            "outside [0, 1).", "Pass 0.5, for example, or 0 to draw all pairs alike.")
         if self.repair and not {"preserve", "replay"} & set(getattr(OBJECTIVES.get(self.method), "segments", ())):
             raise DugeError(f"{param('repair')} reads the preserve and replay rows, which {self.method} does not train on.",
                             f"Leave {param('repair')} out with {param('method')} {self.method}.", option="repair")
@@ -140,7 +145,7 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
     sets = base.world.prompt_sets(req, earlier, cfg.seed)
     with (ranks or Ranks()).main_first():        # rank 0 makes and caches the data; the others then read it
         data = make_data(base, sets, objective.segments, cfg.seed, cfg.max_prompts, (base_fp, [p.sha256 for p in parents]),
-                         cache, progress)
+                         cache, progress, erased_words([req, *earlier]) if cfg.clean_replay else None)
     data.anchor_as_target = base.world.anchor_check(base, req, data.anchor_prompts, data.anchor_x)
     start = _closed_form_start(base, req, earlier, cfg) if cfg.start() == "uce" else None
     unet.requires_grad_(False)
@@ -163,7 +168,7 @@ def prepare(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, 
                 [earlier_a[n] for n in names], keep_states(unet, names, data.keep), keep_states(unet, names, data.keep_near),
                 keep_states(unet, names, data.protect),
                 AttentionCapture(unet, "ff") if weights.get("keep_ff") else None,
-                Repair(held, repaired_rows(data.prompts, erased_words([req, *earlier]))) if held else None)
+                Repair(held, repaired_rows(data.prompts, erased_words([req, *earlier]))) if held else None, cfg.own_share)
     return Session(step, params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0),
                    torch.Generator().manual_seed(cfg.seed), base_fp, adversary)
 
@@ -253,7 +258,8 @@ def _extra(s: Session) -> dict | None:
 
 
 def _config_id(cfg: TrainConfig, req: Request, parents: list[Adapter], base_fp: str) -> str:
-    return json.dumps({"cfg": asdict(cfg), "req": req.to_dict(), "parents": [p.sha256 for p in parents], "base": base_fp},
+    d = {k: v for k, v in asdict(cfg).items() if not (k in ("own_share", "clean_replay") and not v)}  # ids from before them
+    return json.dumps({"cfg": d, "req": req.to_dict(), "parents": [p.sha256 for p in parents], "base": base_fp},
                       sort_keys=True, default=str)
 
 
@@ -307,37 +313,3 @@ def save(output: Path, weights: dict, spec: LoraSpec, record: AdapterRecord) -> 
     d = record.to_dict()
     with atomic_path(output) as tmp:
         write_adapter_folder(tmp, weights, spec, d, adapter_card(d))
-
-
-def comparable_settings(what) -> dict:
-    """The training settings an adapter's duge.json records, from a TrainConfig or an AdapterRecord, as JSON values:
-    method, LoRA spec, loss weights (not for a closed-form method, which records its own) and hyperparameters,
-    without the numeric precision and sampler. Two adapters trained alike give equal dicts (bench.check_finished)."""
-    if isinstance(what, TrainConfig):
-        hp = {"steps": what.steps, "lr": what.lr, "batch": what.batch, "seed": what.seed, "max_prompts": what.max_prompts,
-              "init": what.start(), "adversarial_rounds": what.adversarial or None, "repair": "theta_0" if what.repair else None}
-        d = {"method": what.method, "lora": what.lora.to_dict(), "loss_weights": what.loss_weights(), **hp}
-    else:
-        d = {"method": what.method, "lora": what.lora, "loss_weights": what.loss_weights, **{k: what.hyperparameters.get(k)
-             for k in ("steps", "lr", "batch", "seed", "max_prompts", "init", "adversarial_rounds", "repair")}}
-    if d["method"] in CLOSED_FORM:
-        d.pop("loss_weights")
-    return json.loads(json.dumps(d))
-
-
-def make_record(base: Base, req: Request, parents: list[Adapter], cfg: TrainConfig, base_fp: str,
-                history: list[dict], seconds: float, data_info: dict) -> AdapterRecord:
-    """The adapter's record: request, method, settings, base, lineage, data, time and the last 20 steps' losses."""
-    tail = history[-20:]
-    final = {k: sum(h[k] for h in tail) / len(tail) for k in tail[0]} if tail else {}
-    return AdapterRecord(
-        request=req, method=cfg.method, loss_weights=cfg.loss_weights(),
-        hyperparameters={"steps": cfg.steps, "lr": cfg.lr, "batch": cfg.batch, "seed": cfg.seed, "max_prompts": cfg.max_prompts,
-                         "mixed_precision": cfg.mixed_precision, "timesteps": "uniform[0, T)",
-                         "gradient_checkpointing": cfg.gradient_checkpointing, "sampler": base.sampler,
-                         "init": cfg.start(), **({"adversarial_rounds": cfg.adversarial} if cfg.adversarial else {}),
-                         **({"repair": "theta_0"} if cfg.repair else {})},
-        lora=cfg.lora.to_dict(), base=BaseRef(base.name, base.source, base_fp),
-        parents=[ParentRef(i + 1, p.concept, p.sha256, p.ref) for i, p in enumerate(parents)],
-        data=data_info, seconds=round(seconds, 1), final_losses={k: round(v, 6) for k, v in final.items()},
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), duge_lora_version=__version__)

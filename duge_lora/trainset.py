@@ -7,7 +7,8 @@ values must not move (keep, and keep_near for the related concepts). sample_batc
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +38,7 @@ class TrainData:
     anchor_prompts: list[str] | None = None   # the prompt of each anchor latent
     prompts: list[str] | None = None          # the prompt of each row of emb (rows added later have none)
     anchor_as_target: float | None = None     # share of anchor images the judge reads as the target (world's check)
+    own: int = 0                              # how many of `pairs` are the request's own (the rounds append after them)
 
     def info(self) -> dict:
         """The record's `data` entry."""
@@ -53,11 +55,26 @@ def encode_prompts(base, prompts: list[str]) -> torch.Tensor:
     return torch.cat([base.pipe.text_encoder(ids[i:i + 256].to(base.device))[0] for i in range(0, len(ids), 256)]).float()
 
 
+def clean_first(replay: list[str], erased: re.Pattern, seed: int, max_prompts: int) -> list[str]:
+    """The replay prompts with every one that names no erased concept kept, and a seeded sample of the others filling
+    the rest of max_prompts (ours, with the repair; docs/method.md, "Robust erasure"). Sampled as a whole, the
+    clean prompts, the only rows the repair pulls toward theta_0, thin out along a chain: 10 of 221 at the default
+    sequence's request 10. Unchanged when all fit, or when the clean ones alone fill max_prompts."""
+    clean = [p for p in replay if not erased.search(p)]
+    named = [p for p in replay if erased.search(p)]
+    if len(replay) <= max_prompts or len(clean) >= max_prompts:
+        return replay
+    return clean + random.Random(seed).sample(named, min(len(named), max_prompts - len(clean)))
+
+
 def make_data(base, sets: PromptSets, segments: tuple[str, ...], seed: int, max_prompts: int, key: tuple[str, list[str]],
-              cache: Path | None, progress: Progress) -> TrainData:
+              cache: Path | None, progress: Progress, clean: re.Pattern | None = None) -> TrainData:
     """Prompt sets -> latents from theta_{k-1} (cached under key = (base fingerprint, parents' sha256)) and states.
 
-    Only the segments the objective reads are generated (the baselines read the anchor set alone)."""
+    Only the segments the objective reads are generated (the baselines read the anchor set alone). With `clean`
+    (the erased concepts' words), the replay set keeps the prompts that name none of them first (clean_first)."""
+    if clean is not None:
+        sets = replace(sets, replay=clean_first(sets.replay, clean, seed, max_prompts))
     rng = random.Random(seed)
     pick = lambda xs: sorted(rng.sample(xs, min(max_prompts, len(xs))))  # noqa: E731
     anchors = pick(sorted(set(sets.anchor)))
@@ -82,15 +99,26 @@ def make_data(base, sets: PromptSets, segments: tuple[str, ...], seed: int, max_
                      [row[p] for p in replay], encode_prompts(base, everything), cached, keep=keep,
                      uncond=encode_prompts(base, [""]), anchor_prompts=anchors, prompts=everything,
                      protect=encode_prompts(base, sets.protect).flatten(0, 1) if sets.protect else None,
-                     keep_near=encode_prompts(base, near).flatten(0, 1) if near else None)
+                     keep_near=encode_prompts(base, near).flatten(0, 1) if near else None, own=len(pairs))
 
 
-def sample_batch(data: TrainData, segments: tuple[str, ...], n: int, gen: torch.Generator):
+def anchor_pairs(data: TrainData, n: int, gen: torch.Generator, own_share: float) -> list[int]:
+    """n pair indices for the anchor rows: drawn alike from all pairs, or, once adversarial rounds have added pairs
+    and own_share > 0, round(n * own_share) of them from the request's own pairs and the rest from the added ones.
+    After four rounds a request's own pairs are about a fifth of all (33 of 165 for yellow on the default sequence)."""
+    if not own_share or data.own >= len(data.pairs):
+        return torch.randint(0, len(data.pairs), (n,), generator=gen).tolist()
+    k = round(n * own_share)
+    return (torch.randint(0, data.own, (k,), generator=gen).tolist()
+            + torch.randint(data.own, len(data.pairs), (n - k,), generator=gen).tolist())
+
+
+def sample_batch(data: TrainData, segments: tuple[str, ...], n: int, gen: torch.Generator, own_share: float = 0.0):
     """Rows of the segments: x_0 (B, C, h, w), train / reference embedding rows, segment slices."""
     x, e_train, e_ref, seg, start = [], [], [], {}, 0
     for name in segments:
         if name == "anchor":
-            idx = torch.randint(0, len(data.pairs), (n,), generator=gen).tolist()
+            idx = anchor_pairs(data, n, gen, own_share)
             rows = [data.pairs[i] for i in idx]
             x.append(data.anchor_x[[r[0] for r in rows]])
             e_train += [r[1] for r in rows]

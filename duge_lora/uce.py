@@ -58,7 +58,8 @@ def train_uce(base, req, parents: list, cfg, output):
 
     from .adapter import target_names
     from .memory import peak_memory_mb
-    from .train import make_record, previous_model, save
+    from .train import previous_model, save
+    from .train_record import make_record
 
     t0 = time.time()
     base_fp, earlier = previous_model(base, parents, cfg.lora)

@@ -13,7 +13,7 @@ from duge_lora.models import load_base
 from duge_lora.records import resolve_adapter
 from duge_lora.repair import erased_words, repaired_rows
 from duge_lora.train import TrainConfig, prepare
-from duge_lora.trainset import sample_batch
+from duge_lora.trainset import TrainData, anchor_pairs, clean_first, sample_batch
 from duge_lora.worlds.toy import TOY
 from duge_lora_cli.main import main
 
@@ -83,3 +83,45 @@ def test_repair_with_a_method_without_preserve_rows_is_refused(method, tmp_path,
                  "-o", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "--repair" in err and method in err and "Traceback" not in err and not (tmp_path / "x").exists()
+
+
+def test_clean_first_keeps_every_clean_replay_prompt_and_samples_the_rest():
+    erased = erased_words([TOY.make_request("circle"), TOY.make_request("red")])
+    named = [f"a red square {i}" for i in range(10)] + [f"a circle {i}" for i in range(10)]
+    clean = [f"a blue square {i}" for i in range(5)]
+    replay = named[:7] + clean + named[7:]
+    got = clean_first(replay, erased, 0, 12)
+    assert got[:5] == clean and len(got) == 12 and set(got[5:]) <= set(named)
+    assert got == clean_first(replay, erased, 0, 12) and got != clean_first(replay, erased, 1, 12)   # seeded
+    assert clean_first(replay, erased, 0, 40) == replay              # all fit: unchanged
+    assert clean_first(replay, erased, 0, 4) == replay               # the clean ones alone fill it: sampled as usual
+
+
+def test_own_share_draws_that_share_of_anchor_rows_from_the_requests_own_pairs():
+    data = TrainData(torch.zeros(30, 1), [(i, i, i) for i in range(30)], torch.zeros(0), [], torch.zeros(0), [],
+                     torch.zeros(30, 1, 1), {}, own=6)                # 6 own pairs, 24 added by the rounds
+    idx = anchor_pairs(data, 8, torch.Generator().manual_seed(0), 0.5)
+    assert all(i < 6 for i in idx[:4]) and all(i >= 6 for i in idx[4:])
+    alike = [anchor_pairs(data, 8, torch.Generator().manual_seed(s), 0.0) for s in range(20)]
+    assert sum(i < 6 for xs in alike for i in xs) < 60               # drawn alike: about a fifth own (32 of 160)
+    before = TrainData(data.anchor_x, data.pairs[:6], *([torch.zeros(0), [], torch.zeros(0), [], data.emb, {}]), own=6)
+    assert anchor_pairs(before, 8, torch.Generator().manual_seed(0), 0.5) == \
+        torch.randint(0, 6, (8,), generator=torch.Generator().manual_seed(0)).tolist()   # no rounds yet: as usual
+    with pytest.raises(Exception, match="outside"):
+        TrainConfig(own_share=1.0)
+
+
+def test_the_robust_preset_keeps_the_clean_replay_prompts_for_the_repair(data_cache):
+    # red after circle: 63 replay prompts, 48 of them name neither; 56 drawn
+    cfg = robust_preset(TrainConfig(steps=2, batch=2, max_prompts=56, checkpoint_every=0), targets_given=True)  # circle's k, v
+    assert cfg.clean_replay and cfg.own_share == 0.5
+    assert not robust_preset(TrainConfig(), repair_given=True).clean_replay     # --no-repair: no clean replay either
+    s = prepare(load_base("toy", "cpu"), TOY.make_request("red"), [resolve_adapter(CIRCLE)], cfg, data_cache)
+    erased = erased_words([TOY.make_request("red"), TOY.make_request("circle")])
+    replay = [s.step.data.prompts[e] for e in s.step.data.replay_e]
+    plain = prepare(load_base("toy", "cpu"), TOY.make_request("red"), [resolve_adapter(CIRCLE)],
+                    replace(cfg, clean_replay=False), data_cache)
+    before = [plain.step.data.prompts[e] for e in plain.step.data.replay_e]
+    clean = sum(not erased.search(p) for p in replay)
+    assert len(replay) == len(before) == 56 and clean == 48 > sum(not erased.search(p) for p in before)
+    assert s.step.own_share == 0.5 and s.step.data.own == len(s.step.data.pairs)

@@ -67,6 +67,7 @@ def test_robust_training_records_its_preset(tmp_path, capsys):
     assert r["hyperparameters"]["adversarial_rounds"] == adversarial.ROUNDS
     assert r["lora"]["targets"] == ["k", "v", "out", "ff-low"] and r["loss_weights"]["pp"] == 5.0
     assert r["hyperparameters"]["repair"] == "theta_0"                       # the preset's repair toward the base
+    assert r["hyperparameters"]["own_share"] == adversarial.OWN_SHARE == 0.5 and r["hyperparameters"]["replay"] == "clean first"
     assert "ff.net.2 only below the latent's full resolution" in (out / "README.md").read_text()   # the model card
     keys = list(load_file(str(out / "pytorch_lora_weights.safetensors")))
     assert any("attn2.to_out" in k for k in keys) and any(".ff.net.2." in k for k in keys)
@@ -75,7 +76,7 @@ def test_robust_training_records_its_preset(tmp_path, capsys):
     assert main(["train", "--concept", "circle", "--robust", "--steps", "2", "--batch", "2", "--targets", "k,v",
                  "--weight", "pp=2", "--no-repair", "-o", str(tmp_path / "b"), "--json"]) == 0
     r = json.loads((tmp_path / "b" / "duge.json").read_text())
-    assert "repair" not in r["hyperparameters"]
+    assert "repair" not in r["hyperparameters"] and "replay" not in r["hyperparameters"]   # clean replay goes with it
     assert r["lora"]["targets"] == ["k", "v"] and r["loss_weights"]["pp"] == 2.0 and r["loss_weights"]["keep"] == 5.0
 
 

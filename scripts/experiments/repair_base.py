@@ -28,8 +28,10 @@ the four transformer blocks at the lower resolution, 128 channels: down_blocks.1
 library's preset since 2026-12-02 (target ff-low); "high": only in the three at the latent's full resolution, 64
 channels: down_blocks.0, up_blocks.1 (two); "all", the default: all seven, as in the preset before 2026-12-02, so
 that the commands recorded for the earlier chains (robust_frontier.VARIANTS) keep their meaning).
-Since 2026-12-02 the library's preset repairs the noise predictions itself (TrainConfig.repair); this script turns
-that off and repairs with its own separately loaded base, as it did before, so that its options keep their meaning.
+Since 2026-12-02 the library's preset repairs the noise predictions itself (TrainConfig.repair), and since the
+same day's afternoon it also keeps the clean replay prompts and draws half the anchor rows from the request's own
+pairs (TrainConfig.clean_replay, own_share: this script's '{"attn": 0, "ff": "low", "replay": "clean", "own": 0.5}');
+this script turns all three off and does them itself, as it did before, so that its options keep their meaning.
 The share of rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
 command."""
 import json
@@ -214,14 +216,15 @@ def far_anchor(resolve):
 
 
 def no_library_repair(preset):
-    """adversarial.robust_preset with the library's own repair off and ff as the "ff" option says: this script's
-    passes() repairs instead, with a separately loaded base."""
+    """adversarial.robust_preset with the library's own repair, clean replay and own share off, and ff as the "ff"
+    option says: this script's passes() repairs instead, with a separately loaded base, and its "replay" and "own"
+    options do the other two."""
     from dataclasses import replace
 
     def robust_preset(cfg, *a, **k):
         cfg = preset(cfg, *a, **k)
         targets = tuple(FF if t in ("ff", "ff-low") else t for t in cfg.lora.targets)
-        return replace(cfg, repair=False, lora=replace(cfg.lora, targets=targets))
+        return replace(cfg, repair=False, own_share=0.0, clean_replay=False, lora=replace(cfg.lora, targets=targets))
     return robust_preset
 
 
