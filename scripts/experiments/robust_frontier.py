@@ -32,13 +32,13 @@ VARIANTS = {
     "own-{seq}-s{seed}": ("noise repair, clean replay, own pairs half",
                           'repair_base.py {"attn": 0, "replay": "clean", "own": 0.5}'),
     "far-{seq}-s{seed}": ("noise repair, anchor off the neighbours", 'repair_base.py {"attn": 0, "anchor": "far"}'),
-    "fflow-{seq}-s{seed}": ("ff-low + noise repair: the preset",
+    "fflow-{seq}-s{seed}": ("ff-low + noise repair: the preset of 2026-12-02",
                             'repair_base.py {"attn": 0, "ff": "low"}'),
     "ffhigh-{seq}-s{seed}": ("noise repair, ff in the 3 full-res blocks", 'repair_base.py {"attn": 0, "ff": "high"}'),
-    "fflowr5-{seq}-s{seed}": ("the preset, 5 rounds", 'repair_base.py {"attn": 0, "ff": "low", "rounds": 5}'),
-    "cleanlow-{seq}-s{seed}": ("the preset, clean replay kept",
+    "fflowr5-{seq}-s{seed}": ("ff-low + repair, 5 rounds", 'repair_base.py {"attn": 0, "ff": "low", "rounds": 5}'),
+    "cleanlow-{seq}-s{seed}": ("ff-low + repair + clean replay",
                                'repair_base.py {"attn": 0, "ff": "low", "replay": "clean"}'),
-    "ownlow-{seq}-s{seed}": ("the preset, clean replay, own pairs half",
+    "ownlow-{seq}-s{seed}": ("ff-low + repair + clean replay + own pairs half: the preset",
                              'repair_base.py {"attn": 0, "ff": "low", "replay": "clean", "own": 0.5}'),
 }
 # The preset on the default sequence: its chains' folders were not kept, so (erosion, recovered, lowest UA) per seed
@@ -107,7 +107,7 @@ def plot(src: Path, out: Path) -> None:
     labels = sorted({r["label"] for r in data["chains"]}, key=lambda x: (x != PRESET_LABEL, x))
     marks = dict(zip(labels, itertools.cycle("o s ^ v < > D p h * X P d 8 H".split())))   # filled shapes; colours differ
     colours = dict(zip(labels, plt.cm.tab20.colors))
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6.2), sharey=True)
     for ax, seq in zip(axes, ("default", "dependent")):
         for r in (r for r in data["chains"] if r["sequence"] == seq):
             ok = r["lowest_ua"] >= 90
@@ -129,8 +129,8 @@ def plot(src: Path, out: Path) -> None:
     handles = [plt.Line2D([], [], marker=marks[x], color=colours[x], ls="none", markersize=8, label=x) for x in labels]
     handles.append(plt.Line2D([], [], marker="o", color="0.3", markerfacecolor="none", ls="none",
                               label="hollow: a target under 90% UA"))
-    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
     tmp = out.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=100)
     tmp.replace(out)
