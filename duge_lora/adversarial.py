@@ -36,21 +36,18 @@ TARGETS = ("k", "v", "out", "ff-low")         # the preset's adapted maps (ff-lo
 WEIGHTS = {"pp": 5.0, "replay": 5.0, "keep": 5.0, "keep_attn": 15.0}
 ATTACK_STEPS = 150                             # the inner attack's budget: the bench's attack
 TOKENS = 2
-OWN_SHARE = 0.5                                # after the rounds, half of each batch's anchor rows from the request's own pairs
 
 
 def robust_preset(cfg, targets_given: bool = False, weights_given: dict | None = None, repair_given: bool = False):
     """cfg with the robust preset: ROUNDS adversarial rounds, to_out and ff below full resolution adapted too (unless
     targets were given), the preservation weights raised (a weight given by the user wins), the repair toward theta_0
-    on (unless the user chose) with the replay set's clean prompts kept for it, and half of each batch's anchor rows
-    from the request's own pairs once the rounds have added theirs (OWN_SHARE)."""
+    on (unless the user chose). TrainConfig.clean_replay and own_share stay off: with them, yellow on the default
+    sequence's seed 0 was 71.4% erased (docs/benchmarks.md, "Clean replay and the request's own pairs")."""
     from .adapter import LoraSpec
     from .losses import DEFAULT_WEIGHTS
 
     lora = cfg.lora if targets_given else LoraSpec(rank=cfg.lora.rank, alpha=cfg.lora.alpha, targets=TARGETS)
-    repair = cfg.repair if repair_given else True
-    return replace(cfg, adversarial=cfg.adversarial or ROUNDS, lora=lora, repair=repair,
-                   own_share=cfg.own_share or OWN_SHARE, clean_replay=repair,
+    return replace(cfg, adversarial=cfg.adversarial or ROUNDS, lora=lora, repair=cfg.repair if repair_given else True,
                    weights={**DEFAULT_WEIGHTS, **WEIGHTS, **(weights_given or {})})
 
 

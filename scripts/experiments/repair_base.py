@@ -29,9 +29,8 @@ library's preset since 2026-12-02 (target ff-low); "high": only in the three at 
 channels: down_blocks.0, up_blocks.1 (two); "all", the default: all seven, as in the preset before 2026-12-02, so
 that the commands recorded for the earlier chains (robust_frontier.VARIANTS) keep their meaning).
 Since 2026-12-02 the library's preset repairs the noise predictions itself (TrainConfig.repair), and since the
-same day's afternoon it also keeps the clean replay prompts and draws half the anchor rows from the request's own
-pairs (TrainConfig.clean_replay, own_share: this script's '{"attn": 0, "ff": "low", "replay": "clean", "own": 0.5}');
-this script turns all three off and does them itself, as it did before, so that its options keep their meaning.
+same day TrainConfig has clean_replay and own_share (this script's '{"attn": 0, "ff": "low", "replay": "clean",
+"own": 0.5}', measured and left out of the preset); this script turns all three off and does them itself, as it did before, so that its options keep their meaning.
 The share of rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
 command."""
 import json

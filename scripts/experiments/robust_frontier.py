@@ -32,13 +32,13 @@ VARIANTS = {
     "own-{seq}-s{seed}": ("noise repair, clean replay, own pairs half",
                           'repair_base.py {"attn": 0, "replay": "clean", "own": 0.5}'),
     "far-{seq}-s{seed}": ("noise repair, anchor off the neighbours", 'repair_base.py {"attn": 0, "anchor": "far"}'),
-    "fflow-{seq}-s{seed}": ("ff-low + noise repair: the preset of 2026-12-02",
+    "fflow-{seq}-s{seed}": ("ff-low + noise repair: the preset",
                             'repair_base.py {"attn": 0, "ff": "low"}'),
     "ffhigh-{seq}-s{seed}": ("noise repair, ff in the 3 full-res blocks", 'repair_base.py {"attn": 0, "ff": "high"}'),
     "fflowr5-{seq}-s{seed}": ("ff-low + repair, 5 rounds", 'repair_base.py {"attn": 0, "ff": "low", "rounds": 5}'),
     "cleanlow-{seq}-s{seed}": ("ff-low + repair + clean replay",
                                'repair_base.py {"attn": 0, "ff": "low", "replay": "clean"}'),
-    "ownlow-{seq}-s{seed}": ("ff-low + repair + clean replay + own pairs half: the preset",
+    "ownlow-{seq}-s{seed}": ("ff-low + repair + clean replay + own pairs half",
                              'repair_base.py {"attn": 0, "ff": "low", "replay": "clean", "own": 0.5}'),
 }
 # The preset on the default sequence: its chains' folders were not kept, so (erosion, recovered, lowest UA) per seed
