@@ -28,9 +28,10 @@ the four transformer blocks at the lower resolution, 128 channels: down_blocks.1
 library's preset since 2026-12-02 (target ff-low); "high": only in the three at the latent's full resolution, 64
 channels: down_blocks.0, up_blocks.1 (two); "all", the default: all seven, as in the preset before 2026-12-02, so
 that the commands recorded for the earlier chains (robust_frontier.VARIANTS) keep their meaning).
-Since 2026-12-02 the library's preset repairs the noise predictions itself (TrainConfig.repair), and since the
-same day TrainConfig has clean_replay and own_share (this script's '{"attn": 0, "ff": "low", "replay": "clean",
-"own": 0.5}', measured and left out of the preset); this script turns all three off and does them itself, as it did before, so that its options keep their meaning.
+Since 2026-12-02 the library's preset repairs the noise predictions itself (TrainConfig.repair); this script turns
+that off and repairs with its own separately loaded base, so that its options keep their meaning. Its "replay":
+"clean" and "own" options are the library's TrainConfig.clean_replay and own_share, measured and left out of the
+preset.
 The share of rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
 command."""
 import json
@@ -61,7 +62,6 @@ STATE = {"words": None, "unet0": None, "capture0": None, "rows": 0, "clean": 0}
 
 def with_memory(data):
     """make_data's data, with the earlier requests' kept adversarial pairs appended (the "memory" option)."""
-    data.own = len(data.pairs)                  # the request's own pairs; the rounds (and memory) append after them
     if ADV["kept"]:                             # the earlier requests' adversarial pairs, erased again
         x = torch.cat([m["x"] for m in ADV["kept"]])
         e = torch.cat([m["e"] for m in ADV["kept"]]).to(data.emb)
@@ -162,43 +162,6 @@ def train_request(run_, cfg, out_, req, adapters, adapter, say):
     return result
 
 
-def clean_first(make):
-    """make_data with the replay set's prompts that name no erased concept all kept (the "replay": "clean" option):
-    the earlier targets' scenes fill the rest of max_prompts, a fixed-seed sample of them."""
-    import random
-    from dataclasses import replace
-
-    def make_data(base, sets, segments, seed, max_prompts, *a, **k):
-        clean = [p for p in sets.replay if not STATE["words"].search(p)]
-        named = [p for p in sets.replay if STATE["words"].search(p)]
-        if len(sets.replay) > max_prompts and len(clean) < max_prompts:
-            named = random.Random(seed).sample(named, min(len(named), max_prompts - len(clean)))
-            sets = replace(sets, replay=clean + named)
-        return make(base, sets, segments, seed, max_prompts, *a, **k)
-    return make_data
-
-
-_sample = step.sample_batch
-
-
-def sample_own(data, segments, n, gen):
-    """trainset.sample_batch, with a share OWN of the anchor rows drawn from the request's own pairs and the rest
-    from the pairs added after them (the rounds' attacker pairs; the "own" option). Without added pairs: as usual."""
-    own = getattr(data, "own", len(data.pairs))
-    if not OWN or own >= len(data.pairs) or "anchor" not in segments:
-        return _sample(data, segments, n, gen)
-    k = round(n * OWN)
-    idx = (torch.randint(0, own, (k,), generator=gen).tolist()
-           + torch.randint(own, len(data.pairs), (n - k,), generator=gen).tolist())
-    rows = [data.pairs[i] for i in idx]
-    rest = tuple(x for x in segments if x != "anchor")
-    x, e_train, e_ref, seg = _sample(data, rest, n, gen) if rest else (torch.zeros(0), [], [], {})
-    assert segments[0] == "anchor"              # the anchor rows come first, as in sample_batch
-    seg = {"anchor": slice(0, n), **{name: slice(sl.start + n, sl.stop + n) for name, sl in seg.items()}}
-    x = torch.cat([data.anchor_x[[r[0] for r in rows]], x.to(data.anchor_x)]) if len(x) else data.anchor_x[[r[0] for r in rows]]
-    return x, [r[1] for r in rows] + e_train, [r[2] for r in rows] + e_ref, seg
-
-
 def far_anchor(resolve):
     """worlds.toy.resolve_anchor, with the default anchor moved off the target's neighbours (the "anchor": "far" option)."""
     from duge_lora.toy import world
@@ -215,15 +178,16 @@ def far_anchor(resolve):
 
 
 def no_library_repair(preset):
-    """adversarial.robust_preset with the library's own repair, clean replay and own share off, and ff as the "ff"
-    option says: this script's passes() repairs instead, with a separately loaded base, and its "replay" and "own"
-    options do the other two."""
+    """adversarial.robust_preset with the library's own repair off (this script's passes() repairs instead, with a
+    separately loaded base), ff as the "ff" option says, and the "replay" and "own" options as the library's
+    TrainConfig.clean_replay and own_share (the script's own copies of them, which they replaced, gave a bit-identical
+    request 3 of the default sequence, seed 1)."""
     from dataclasses import replace
 
     def robust_preset(cfg, *a, **k):
         cfg = preset(cfg, *a, **k)
         targets = tuple(FF if t in ("ff", "ff-low") else t for t in cfg.lora.targets)
-        return replace(cfg, repair=False, own_share=0.0, clean_replay=False, lora=replace(cfg.lora, targets=targets))
+        return replace(cfg, repair=False, own_share=OWN, clean_replay=CLEAN_FIRST, lora=replace(cfg.lora, targets=targets))
     return robust_preset
 
 
@@ -236,11 +200,6 @@ if HIGH:
 if FAR:
     import duge_lora.worlds.toy as toy_world
     toy_world.resolve_anchor = far_anchor(toy_world.resolve_anchor)
-if OWN:
-    step.sample_batch = sample_own
-if CLEAN_FIRST:
-    import duge_lora.train as train_mod
-    train_mod.make_data = clean_first(train_mod.make_data)
 step._passes = passes
 adversarial.Adversary._add = adv_add
 bench._train_request = train_request
