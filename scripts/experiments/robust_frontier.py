@@ -40,6 +40,8 @@ VARIANTS = {
                                'repair_base.py {"attn": 0, "ff": "low", "replay": "clean"}'),
     "ownlow-{seq}-s{seed}": ("ff-low + repair + clean replay + own pairs half",
                              'repair_base.py {"attn": 0, "ff": "low", "replay": "clean", "own": 0.5}'),
+    "own90-{seq}-s{seed}": ("ff-low + repair + clean replay + own pairs 0.9",
+                            'repair_base.py {"attn": 0, "ff": "low", "replay": "clean", "own": 0.9}'),
 }
 # The preset on the default sequence: its chains' folders were not kept, so (erosion, recovered, lowest UA) per seed
 # are docs/benchmarks.md's "The robust preset reaches the feed-forward output". Labels and commands of kept chains
