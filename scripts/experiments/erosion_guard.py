@@ -5,7 +5,8 @@ request could wear away (the request's axis and its preserve set, less the erase
 images each, the same seeds for both models. A concept that theta_k draws right on DROP or more fewer images
 than theta_{k-1} is eroded; the request is then trained again with keep_ff (losses._keep_ff) at KEEP_FF on the
 preserve and replay rows of the eroded concepts only (the first adapter is kept beside it as NN-concept.preset).
-A bench of duge-robust alone through the library (one process, one thread). Usage (from the repository root):
+A bench of duge-robust alone through the library (one process, one thread), on the preset as it was then (ff in
+every block, no repair: robust_bench.preset_of_2026_12_01). Usage (from the repository root):
 
     HF_HUB_OFFLINE=1 PYTHONPATH=scripts/experiments python scripts/experiments/erosion_guard.py OUT '{"bench": {"sequence": "default", "seeds": [1]}}'
 
@@ -26,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from robust_bench import run
+from robust_bench import preset_of_2026_12_01, run
 
 from duge_lora import adversarial, bench, losses, step
 from duge_lora.toy import world
@@ -62,7 +63,7 @@ def keep_ff_rows(o, w):
     return losses.attention_loss([x[mask] for x in o.ff_keep], [x[mask] for x in o.ff_keep_ref])
 
 
-_preset = adversarial.robust_preset
+_preset = preset_of_2026_12_01(adversarial.robust_preset)   # the preset the guard was measured on
 
 
 def preset(cfg, targets_given=False, weights_given=None):

@@ -10,6 +10,19 @@ from duge_lora.bench_config import SEQUENCES, BenchConfig
 from duge_lora.bench_results import collect
 
 
+def preset_of_2026_12_01(preset):
+    """adversarial.robust_preset as it was when the experiments of 2026-12-01 ran (erosion_guard.py, robust_rank.py):
+    ff in every transformer block and no repair toward theta_0, so that their recorded commands keep their meaning
+    after the preset gained ff-low (2026-12-02) and the repair."""
+    from dataclasses import replace
+
+    def robust_preset(cfg, *a, **k):
+        cfg = preset(cfg, *a, **k)
+        targets = tuple("ff" if t == "ff-low" else t for t in cfg.lora.targets)
+        return replace(cfg, repair=False, lora=replace(cfg.lora, targets=targets))
+    return robust_preset
+
+
 def after_make_data(after) -> None:
     """Patch trainset (and train) so that every TrainData made from now on goes through `after(data)`. The rows'
     prompts are the library's own data.prompts (trainset.TrainData)."""
