@@ -32,7 +32,7 @@ VARIANTS = {
     "own-{seq}-s{seed}": ("noise repair, clean replay, own pairs half",
                           'repair_base.py {"attn": 0, "replay": "clean", "own": 0.5}'),
     "far-{seq}-s{seed}": ("noise repair, anchor off the neighbours", 'repair_base.py {"attn": 0, "anchor": "far"}'),
-    "fflow-{seq}-s{seed}": ("ff-low + noise repair: the preset",
+    "fflow-{seq}-s{seed}": ("ff-low + noise repair: the preset of 2026-12-02 morning",
                             'repair_base.py {"attn": 0, "ff": "low"}'),
     "ffhigh-{seq}-s{seed}": ("noise repair, ff in the 3 full-res blocks", 'repair_base.py {"attn": 0, "ff": "high"}'),
     "fflowr5-{seq}-s{seed}": ("ff-low + repair, 5 rounds", 'repair_base.py {"attn": 0, "ff": "low", "rounds": 5}'),
@@ -40,7 +40,7 @@ VARIANTS = {
                                'repair_base.py {"attn": 0, "ff": "low", "replay": "clean"}'),
     "ownlow-{seq}-s{seed}": ("ff-low + repair + clean replay + own pairs half",
                              'repair_base.py {"attn": 0, "ff": "low", "replay": "clean", "own": 0.5}'),
-    "own90-{seq}-s{seed}": ("ff-low + repair + clean replay + own pairs 0.9",
+    "own90-{seq}-s{seed}": ("ff-low + repair + clean replay + own pairs 0.9: the preset",
                             'repair_base.py {"attn": 0, "ff": "low", "replay": "clean", "own": 0.9}'),
 }
 # The preset on the default sequence: its chains' folders were not kept, so (erosion, recovered, lowest UA) per seed
@@ -108,7 +108,7 @@ def plot(src: Path, out: Path) -> None:
     data = json.loads(src.read_text())
     labels = sorted({r["label"] for r in data["chains"]}, key=lambda x: (x != PRESET_LABEL, x))
     marks = dict(zip(labels, itertools.cycle("o s ^ v < > D p h * X P d 8 H".split())))   # filled shapes; colours differ
-    colours = dict(zip(labels, plt.cm.tab20.colors))
+    colours = dict(zip(labels, plt.cm.tab20.colors + plt.cm.Dark2.colors))      # more labels than tab20 has colours
     fig, axes = plt.subplots(1, 2, figsize=(13, 6.2), sharey=True)
     for ax, seq in zip(axes, ("default", "dependent")):
         for r in (r for r in data["chains"] if r["sequence"] == seq):
