@@ -10,6 +10,7 @@ import typer
 
 from duge_lora.adapter import LoraSpec
 from duge_lora.adversarial import ROUNDS as ROBUST_ROUNDS
+from duge_lora.adversarial import OWN_SHARE as ROBUST_OWN_SHARE
 from duge_lora.adversarial import TARGETS as ROBUST_TARGETS
 from duge_lora.adversarial import robust_preset
 from duge_lora.checkpoint import checkpoint_step, has_checkpoint, partial_dir
@@ -90,7 +91,7 @@ def train(
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints (0: none).")] = T.checkpoint_every,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint (rerunning the same command does too; --overwrite starts over).")] = False,
     init: Annotated[Optional[str], typer.Option("--init", help="Where the adapter starts: zero (exactly the model before this request) or uce (the closed-form UCE edit, then trained; DUGE's default).")] = None,
-    robust: Annotated[bool, typer.Option("--robust", help=f"Resist a concept-recovery attack: {ROBUST_ROUNDS} adversarial rounds of textual inversion during training, to_out and the feed-forward output below full resolution adapted too, preservation weighed 5x, keep_attn 15, --repair on (slower; measured on the toy model only; docs/method.md).")] = False,
+    robust: Annotated[bool, typer.Option("--robust", help=f"Resist a concept-recovery attack: {ROBUST_ROUNDS} adversarial rounds of textual inversion during training, to_out and the feed-forward output below full resolution adapted too, preservation weighed 5x, keep_attn 15, --repair on, the replay set's clean prompts kept and {round(100 * ROBUST_OWN_SHARE)}% of the anchor rows from the request's own pairs (slower; measured on the toy model only; docs/method.md).")] = False,
     repair: Annotated[Optional[bool], typer.Option("--repair/--no-repair", help="Hold the preserve and replay prompts that name no erased concept where the base draws them, not where the model before this request does: undoes what earlier requests wore away (L_pp and replay toward theta_0; default: on with --robust, off without; measured on the toy model only: less erosion; docs/method.md).", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Use an --anchor that an earlier adapter erased (its prompt no longer draws it).")] = False,
     num_processes: Annotated[int, typer.Option("--num-processes", help="Data-parallel processes (accelerate; gloo on a CPU, NCCL on GPUs): each computes its share of every step's batch.")] = 1,

@@ -114,8 +114,8 @@ def test_own_share_draws_that_share_of_anchor_rows_from_the_requests_own_pairs()
 def test_clean_replay_keeps_the_clean_replay_prompts_for_the_repair(data_cache):
     # red after circle: 63 replay prompts, 48 of them name neither; 56 drawn
     cfg = robust_preset(TrainConfig(steps=2, batch=2, max_prompts=56, checkpoint_every=0), targets_given=True)  # circle's k, v
-    assert not cfg.clean_replay and not cfg.own_share                  # measured, not in the preset
-    cfg = replace(cfg, clean_replay=True, own_share=0.5)
+    assert cfg.clean_replay and cfg.own_share == 0.9                   # the preset's
+    cfg = replace(cfg, own_share=0.5)
     s = prepare(load_base("toy", "cpu"), TOY.make_request("red"), [resolve_adapter(CIRCLE)], cfg, data_cache)
     erased = erased_words([TOY.make_request("red"), TOY.make_request("circle")])
     replay = [s.step.data.prompts[e] for e in s.step.data.replay_e]

@@ -67,7 +67,7 @@ def test_robust_training_records_its_preset(tmp_path, capsys):
     assert r["hyperparameters"]["adversarial_rounds"] == adversarial.ROUNDS
     assert r["lora"]["targets"] == ["k", "v", "out", "ff-low"] and r["loss_weights"]["pp"] == 5.0
     assert r["hyperparameters"]["repair"] == "theta_0"                       # the preset's repair toward the base
-    assert "own_share" not in r["hyperparameters"] and "replay" not in r["hyperparameters"]   # measured, not in the preset
+    assert r["hyperparameters"]["own_share"] == adversarial.OWN_SHARE == 0.9 and r["hyperparameters"]["replay"] == "clean first"
     assert "ff.net.2 only below the latent's full resolution" in (out / "README.md").read_text()   # the model card
     keys = list(load_file(str(out / "pytorch_lora_weights.safetensors")))
     assert any("attn2.to_out" in k for k in keys) and any(".ff.net.2." in k for k in keys)
