@@ -30,8 +30,9 @@ channels: down_blocks.0, up_blocks.1 (two); "all", the default: all seven, as in
 that the commands recorded for the earlier chains (robust_frontier.VARIANTS) keep their meaning).
 Since 2026-12-02 the library's preset repairs the noise predictions itself (TrainConfig.repair); this script turns
 that off and repairs with its own separately loaded base, so that its options keep their meaning. Its "replay":
-"clean" and "own" options are the library's TrainConfig.clean_replay and own_share, measured and left out of the
-preset.
+"clean" and "own" options are the library's TrainConfig.clean_replay and own_share (in the preset since 2026-12-02
+late morning, with own_share 0.9); without them this script turns both off, so that its earlier commands keep their
+meaning.
 "resume_any" (1: a resumed bench reuses its finished adapters even where they were trained with other settings,
 bench.check_finished turned off; for retraining only the last request of a finished chain with another option).
 The share of rows repaired is written to OUT/repair.jsonl per request. Not a test and not a benchmark
