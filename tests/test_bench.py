@@ -176,8 +176,8 @@ def test_runs_and_quick_scenes():
     on = {t for t, w in DEFAULT_WEIGHTS.items() if w}
     assert set(cfg.ablation) == {v for v, terms in ABLATIONS.items() if on & set(terms)}
     assert {t for v in cfg.ablation for t in ABLATIONS[v]} >= on
-    assert len(eval_scenes(BenchConfig.quick())) == len(eval_scenes(cfg)) // 3
-    for fraction in (3, MAX_SCENE_FRACTION):          # quick's third, and the smallest share --scene-fraction allows
+    assert len(eval_scenes(BenchConfig.quick())) == len(eval_scenes(cfg)) // 4
+    for fraction in (4, MAX_SCENE_FRACTION):          # quick's quarter, and the smallest share --scene-fraction allows
         few = eval_scenes(BenchConfig(scene_fraction=fraction))
         for axis_values in (lambda s: s.color, lambda s: s.style, lambda s: s.subject):
             assert len({axis_values(s) for s in few}) == len({axis_values(s) for s in eval_scenes(cfg)})
