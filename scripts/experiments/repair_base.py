@@ -42,7 +42,7 @@ import sys
 from pathlib import Path
 
 import torch
-from robust_bench import after_make_data, run
+from robust_bench import after_make_data, preset_with, run
 
 from duge_lora import adversarial, bench, step
 from duge_lora.hooks import AttentionCapture
@@ -180,22 +180,11 @@ def far_anchor(resolve):
     return resolve_anchor
 
 
-def no_library_repair(preset):
-    """adversarial.robust_preset with the library's own repair off (this script's passes() repairs instead, with a
-    separately loaded base), ff as the "ff" option says, and the "replay" and "own" options as the library's
-    TrainConfig.clean_replay and own_share (the script's own copies of them, which they replaced, gave a bit-identical
-    request 3 of the default sequence, seed 1)."""
-    from dataclasses import replace
-
-    def robust_preset(cfg, *a, **k):
-        cfg = preset(cfg, *a, **k)
-        targets = tuple(FF if t in ("ff", "ff-low") else t for t in cfg.lora.targets)
-        return replace(cfg, repair=False, own_share=OWN, clean_replay=CLEAN_FIRST, lora=replace(cfg.lora, targets=targets))
-    return robust_preset
-
-
 after_make_data(with_memory)
-adversarial.robust_preset = no_library_repair(adversarial.robust_preset)
+# the library's own repair off (passes() repairs instead, with a separately loaded base), ff as the "ff" option says,
+# "replay" and "own" as the library's TrainConfig.clean_replay and own_share (the script's own copies of them, which
+# they replaced, gave a bit-identical request 3 of the default sequence, seed 1)
+adversarial.robust_preset = preset_with(adversarial.robust_preset, FF, CLEAN_FIRST, OWN)
 if HIGH:
     from duge_lora import adapter
     _full = adapter.full_resolution

@@ -10,18 +10,25 @@ from duge_lora.bench_config import SEQUENCES, BenchConfig
 from duge_lora.bench_results import collect
 
 
+def preset_with(preset, ff: str, clean_replay: bool = False, own_share: float = 0.0):
+    """adversarial.robust_preset with the library's repair off, the feed-forward target `ff` ("ff" or "ff-low") in
+    place of the preset's, and the clean replay and own share as given: what the experiment scripts train with."""
+    from dataclasses import replace
+
+    def robust_preset(cfg, *a, **k):
+        cfg = preset(cfg, *a, **k)
+        targets = tuple(ff if t in ("ff", "ff-low") else t for t in cfg.lora.targets)
+        return replace(cfg, repair=False, clean_replay=clean_replay, own_share=own_share,
+                       lora=replace(cfg.lora, targets=targets))
+    return robust_preset
+
+
 def preset_of_2026_12_01(preset):
     """adversarial.robust_preset as it was when the experiments of 2026-12-01 ran (erosion_guard.py, robust_rank.py):
     ff in every transformer block, no repair toward theta_0, no clean replay and the anchor rows drawn alike, so that
     their recorded commands keep their meaning after the preset gained ff-low, the repair, the clean replay and the
     own share (2026-12-01 evening to 2026-12-02)."""
-    from dataclasses import replace
-
-    def robust_preset(cfg, *a, **k):
-        cfg = preset(cfg, *a, **k)
-        targets = tuple("ff" if t == "ff-low" else t for t in cfg.lora.targets)
-        return replace(cfg, repair=False, clean_replay=False, own_share=0.0, lora=replace(cfg.lora, targets=targets))
-    return robust_preset
+    return preset_with(preset, "ff")
 
 
 def after_make_data(after) -> None:
