@@ -50,7 +50,7 @@ def bench_command(
     seeds: Annotated[Optional[str], typer.Option("--seeds", help=f"Comma-separated seeds for the --seeded methods, averaged with their spread; the others and the ablation run the first (default: {','.join(map(str, BenchConfig.seeds))}; --quick: 0).")] = None,
     seeded: Annotated[str, typer.Option("--seeded", help="Comma-separated methods that run every seed.")] = ",".join(BenchConfig.seeded),
     ablation: Annotated[Optional[str], typer.Option("--ablation", help=f"DUGE variants to run ({', '.join(DEFAULT_ABLATION)}), 'all' or 'none' (default: all; --quick: none).")] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="3 requests, 40 steps, a third of the prompts, no ablation: a smoke test in minutes.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="3 requests, 40 steps, a quarter of the scenes, no ablation: a smoke test in minutes.")] = False,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help=f"Training steps per request (default {BenchConfig.steps}; --quick {BenchConfig.quick().steps}).")] = None,
     images: Annotated[Optional[int], typer.Option("--images", min=1, help=f"Evaluation images per prompt (default {BenchConfig.images}).")] = None,
     scene_fraction: Annotated[Optional[int], typer.Option("--scene-fraction", help=f"Judge 1/N of the toy world's scenes, balanced over every axis (default {BenchConfig.scene_fraction}; --quick {BenchConfig.quick().scene_fraction}; at most {MAX_SCENE_FRACTION}).")] = None,
