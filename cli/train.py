@@ -9,9 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from duge_lora.adapter import LoraSpec
-from duge_lora.adversarial import ROUNDS as ROBUST_ROUNDS
-from duge_lora.adversarial import OWN_SHARE as ROBUST_OWN_SHARE
-from duge_lora.adversarial import TARGETS as ROBUST_TARGETS
+from duge_lora.adversarial import OWN_SHARE as ROBUST_OWN_SHARE, ROUNDS as ROBUST_ROUNDS, TARGETS as ROBUST_TARGETS
 from duge_lora.adversarial import robust_preset
 from duge_lora.checkpoint import checkpoint_step, has_checkpoint, partial_dir
 from duge_lora.errors import DugeError
